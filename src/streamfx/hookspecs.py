@@ -1,0 +1,36 @@
+"""The hooks a streamfx plugin can implement.
+
+Plugins are modules or packages exposing functions decorated with ``streamfx.hookimpl``,
+registered through the ``streamfx`` entry-point group. The built-in extractors and the
+reference sensor profile register through these same hooks (see ``plugins.DEFAULT_PLUGINS``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .extract import Extractor
+    from .profiles import SensorProfile
+
+hookspec = pluggy.HookspecMarker("streamfx")
+hookimpl = pluggy.HookimplMarker("streamfx")
+
+
+@hookspec
+def register_extractors() -> list[Extractor]:
+    """Return extractors (objects following ``streamfx.extract.Extractor``) this plugin provides.
+
+    The pipeline picks one by its ``name`` (``stages.extract.extractor`` in pipeline.yaml).
+    """
+
+
+@hookspec
+def register_sensor_profiles() -> list[SensorProfile]:
+    """Return named sensor profiles: which sensors suit which lane and feature set.
+
+    The pipeline uses the one named in ``stages.classify.profile``; rules in the YAML file
+    take precedence over the profile's.
+    """

@@ -1,0 +1,115 @@
+"""Sensor profiles: which sensors suit the GPU or CPU lane, and which feature set each gets.
+
+A profile is an ordered list of rules whose patterns are shell-style (``*_temp_c``). For each
+sensor the first rule that sets an attribute wins. Rules from pipeline.yaml are consulted
+before the profile's, so the YAML file always has the last word. A sensor no rule names gets
+the pipeline's default feature set (``minimal``) and no lane preference.
+
+The built-in ``reference`` profile holds the sensor lists of the system streamfx replaces; it
+registers through the same hook as third-party profiles.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .hookspecs import hookimpl
+
+Lane = Literal["gpu", "cpu"]
+FEATURE_SET_NAMES = ("minimal", "efficient", "comprehensive")
+
+
+@dataclass(frozen=True)
+class SensorRule:
+    """Attributes for every sensor whose name matches ``pattern``; None leaves it to later rules."""
+
+    pattern: str
+    lane: Lane | None = None
+    features: str | None = None
+
+    def matches(self, sensor: str) -> bool:
+        return fnmatch.fnmatchcase(sensor, self.pattern)
+
+
+@dataclass(frozen=True)
+class SensorProfile:
+    """A named, ordered set of sensor rules, contributed by a plugin or the core."""
+
+    name: str
+    rules: tuple[SensorRule, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SensorClass:
+    """The resolved class of one sensor: its lane preference and its feature set."""
+
+    lane: Lane | None
+    features: str
+
+
+def classify_sensor(
+    sensor: str, rules: Iterable[SensorRule], default_features: str = "minimal"
+) -> SensorClass:
+    """Resolve one sensor against rules in precedence order (first match per attribute wins)."""
+    lane: Lane | None = None
+    features: str | None = None
+    for rule in rules:
+        if not rule.matches(sensor):
+            continue
+        lane = lane or rule.lane
+        features = features or rule.features
+        if lane and features:
+            break
+    return SensorClass(lane=lane, features=features or default_features)
+
+
+def _rules(lane: Lane | None, features: str | None, sensors: Sequence[str]) -> list[SensorRule]:
+    return [SensorRule(pattern=s, lane=lane, features=features) for s in sensors]
+
+
+#: Sensor lists of the system streamfx replaces (see the reference document).
+REFERENCE_GPU_SENSORS = (
+    "air_temp_c",
+    "relative_humidity_percent",
+    "light_intensity_umol",
+    "radiation_w_m2",
+    "co2_measured_ppm",
+    "pipe_temp_1_c",
+    "flow_temp_1_c",
+    "outside_temp_c",
+)
+REFERENCE_CPU_SENSORS = (
+    "rain_status",
+    "co2_status",
+    "co2_dosing_status",
+    "spot_price_dkk_mwh",
+    "vent_*",
+)
+REFERENCE_EFFICIENT_SENSORS = (
+    "air_temp_c",
+    "relative_humidity_percent",
+    "co2_measured_ppm",
+    "light_intensity_umol",
+    "radiation_w_m2",
+    "dli_sum",
+    "par_synth_umol",
+)
+
+REFERENCE_PROFILE = SensorProfile(
+    name="reference",
+    description="GPU-, CPU- and efficient-profile sensor lists of the system streamfx replaces",
+    rules=tuple(
+        _rules(None, "efficient", REFERENCE_EFFICIENT_SENSORS)
+        + _rules("gpu", None, REFERENCE_GPU_SENSORS)
+        + _rules("cpu", None, REFERENCE_CPU_SENSORS)
+    ),
+)
+
+
+@hookimpl
+def register_sensor_profiles() -> list[SensorProfile]:
+    return [REFERENCE_PROFILE]
