@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .api import extract_features
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", "extract_features", "hookimpl"]

@@ -76,7 +76,9 @@ def connect(dsn: str) -> Any:
         conn = pg.connect(dsn)
     except Exception as exc:
         message = " ".join(str(exc).split())
-        raise StreamfxError(f"cannot connect to PostgreSQL ({describe_dsn(dsn)}): {redact(message, dsn)}") from exc
+        raise StreamfxError(
+            f"cannot connect to PostgreSQL ({describe_dsn(dsn)}): {redact(message, dsn)}"
+        ) from exc
     with conn.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
     conn.commit()

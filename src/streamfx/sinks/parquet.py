@@ -1,0 +1,182 @@
+"""Parquet sink: one part file per era, composed into one wide ``features.parquet`` on close."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..errors import StreamfxError
+from ..model import EraResult
+
+FEATURES_FILE = "features.parquet"
+MANIFEST_FILE = "manifest.json"
+PARTS_DIR = "parts"
+
+#: The per-era columns that come first in every part and in the final table.
+ERA_SCHEMA: dict[str, pl.DataType] = {
+    "era_id": pl.String(),
+    "partition": pl.String(),
+    "start": pl.Datetime("us", "UTC"),
+    "end": pl.Datetime("us", "UTC"),
+    "readings": pl.Int64(),
+}
+ERA_COLUMNS = list(ERA_SCHEMA)
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(era_id: str) -> str:
+    """A file-system-safe part name, unique per ``era_id``: readable slug + short hash."""
+    slug = _UNSAFE.sub("_", era_id).strip("._-")[:60] or "era"
+    digest = hashlib.sha256(era_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{slug}-{digest}"
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _atomic_write(target: Path, write) -> None:
+    """``write(tmp)`` a temp file beside ``target``, then rename it over ``target``."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_parquet(frame: pl.DataFrame, file: Path) -> None:
+    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    schema = pa.schema(
+        [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+    )
+    pq.write_table(table.cast(schema), file, compression="zstd")
+
+
+def era_row(result: EraResult) -> pl.DataFrame:
+    """One era as one wide row: era columns, then one float64 column per ``sensor__feature``."""
+    era = result.era
+    head = pl.DataFrame(
+        {
+            "era_id": [era.id],
+            "partition": [era.partition],
+            "start": [_utc(era.start)],
+            "end": [_utc(era.end)],
+            "readings": [result.readings],
+        },
+        schema=ERA_SCHEMA,
+    )
+    long = pl.from_arrow(result.features.select(["sensor", "feature", "value"]))
+    assert isinstance(long, pl.DataFrame)
+    if long.height == 0:
+        return head
+    long = long.select(
+        name=pl.col("sensor") + "__" + pl.col("feature"),
+        value=pl.col("value").cast(pl.Float64),
+        _row=pl.lit(0, pl.Int8),
+    )
+    duplicated = long.filter(pl.col("name").is_duplicated())["name"]
+    if duplicated.len():
+        raise StreamfxError(f"era {era.id!r}: duplicate feature {duplicated[0]!r}")
+    if long["name"].null_count():
+        raise StreamfxError(f"era {era.id!r}: features with a null sensor or feature name")
+    wide = long.pivot(on="name", index="_row", values="value").drop("_row")
+    wide = wide.select(sorted(wide.columns))
+    return pl.concat([head, wide], how="horizontal")
+
+
+class ParquetSink:
+    """Writes ``parts/<era>.parquet`` per era; on close ``features.parquet`` + ``manifest.json``."""
+
+    name = "parquet"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        pipeline: str,
+        run_id: str,
+        variance_threshold: float | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.variance_threshold = variance_threshold
+        self.parts = self.path / PARTS_DIR
+        self.parts.mkdir(parents=True, exist_ok=True)
+
+    def part_path(self, era_id: str) -> Path:
+        return self.parts / f"{safe_name(era_id)}.parquet"
+
+    def write(self, results: Sequence[EraResult]) -> int:
+        rows = [(self.part_path(result.era.id), era_row(result)) for result in results]
+        for target, frame in rows:
+            _atomic_write(target, lambda tmp, f=frame: _write_parquet(f, tmp))
+        return len(rows)
+
+    def _compose(self) -> pl.DataFrame:
+        files = sorted(self.parts.glob("*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        empty = pl.DataFrame(schema=ERA_SCHEMA)
+        if not files:
+            return empty
+        table = pl.concat(
+            [empty, *(pl.read_parquet(file) for file in files)], how="diagonal_relaxed"
+        )
+        # Parts are unique per era_id by name; keep the newest should two ever collide.
+        table = table.unique(subset="era_id", keep="last", maintain_order=True)
+        features = sorted(c for c in table.columns if c not in ERA_SCHEMA)
+        return table.select(
+            *(pl.col(c).cast(t) for c, t in ERA_SCHEMA.items()),
+            *(pl.col(c).cast(pl.Float64) for c in features),
+        ).sort(["partition", "start", "era_id"], nulls_last=False)
+
+    def _select(self, table: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+        """Drop feature columns whose variance across eras is <= threshold or that hold no value."""
+        features = [c for c in table.columns if c not in ERA_SCHEMA]
+        if self.variance_threshold is None or not features:
+            return table, []
+        stats = table.select(
+            *(pl.col(c).fill_nan(None).var(ddof=0).alias(c) for c in features)
+        ).row(0, named=True)
+        # var is None when a column has no non-null, non-NaN value; NaN (from ±inf) is kept.
+        dropped = [c for c in features if stats[c] is None or stats[c] <= self.variance_threshold]
+        return table.drop(dropped), dropped
+
+    def close(self) -> str:
+        table, dropped = self._select(self._compose())
+        target = self.path / FEATURES_FILE
+        _atomic_write(target, lambda tmp: _write_parquet(table, tmp))
+        features = table.width - len(ERA_SCHEMA)
+        manifest = {
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "streamfx_version": __version__,
+            "file": FEATURES_FILE,
+            "rows": table.height,
+            "features": features,
+            "eras": table["era_id"].to_list(),
+            "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
+        }
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        _atomic_write(self.path / MANIFEST_FILE, lambda tmp: tmp.write_text(text, "utf-8"))
+        return f"parquet: {target} ({table.height:,} eras {TIMES} {features:,} features)"

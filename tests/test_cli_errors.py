@@ -1,0 +1,158 @@
+"""Bad input: every broken pipeline exits 2 with one line naming the problem, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamfx.datasets.demo import DemoTables, seed_demo
+
+from .helpers import streamfx, write_pipeline
+
+SECRET = "hunter2-s3cret"
+
+
+def with_password(dsn: str) -> str:
+    """Embedded servers trust local sockets, so a password is accepted and ignored."""
+    return dsn.replace("postgres:@", f"postgres:{SECRET}@", 1)
+
+
+@pytest.fixture
+def demo_dsn(pg_dsn: str, pg_conn) -> str:
+    seed_demo(pg_conn, DemoTables(), days=2)
+    return with_password(pg_dsn)
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert SECRET not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+FILE_ERRORS = {
+    "unknown_top_key": ("name: x\nsinkz: {}\n", ["unknown key 'sinkz'", "top level"]),
+    "invalid_yaml": ("name: x\nsource: [unclosed\n", ["invalid YAML", ":3:"]),
+    "empty_file": ("", ["empty"]),
+    "not_a_mapping": ("- a\n- b\n", ["expected a mapping"]),
+    "tab_yaml": ("name: x\n\tsource: 1\n", ["invalid YAML"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_ERRORS))
+def test_file_level_errors(tmp_path: Path, case: str) -> None:
+    text, needles = FILE_ERRORS[case]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    assert_one_line_error(streamfx("run", str(path)), str(path), *needles)
+
+
+def test_missing_pipeline_file(tmp_path: Path) -> None:
+    assert_one_line_error(streamfx("run", str(tmp_path / "nope.yaml")), "no such pipeline file")
+
+
+CONFIG_ERRORS = {
+    "unknown_nested_key": (
+        {"source__readings__layut": "wide"},
+        ["source.readings", "unknown key 'layut'", "did you mean 'layout'"],
+    ),
+    "wrong_type": ({"executor__batch_eras": "many"}, ["executor.batch_eras", "integer"]),
+    "wrong_layout": ({"source__readings__layout": "tall"}, ["source.readings.layout", "'tall'"]),
+    "negative_window": (
+        {"source__eras": {"every": "-1d"}},
+        ["source.eras.every", "must be positive"],
+    ),
+    "bad_duration": ({"source__eras": {"every": "daily"}}, ["source.eras.every", "duration"]),
+    "both_era_kinds": (
+        {"source__eras__every": "1d"},
+        ["source.eras", "exactly one of 'table'", "'every'"],
+    ),
+    "no_sinks": ({"sinks": {}}, ["sinks", "at least one sink"]),
+    "negative_n_jobs": ({"stages__extract__n_jobs": -1}, ["stages.extract.n_jobs"]),
+    "unknown_feature_set": (
+        {"stages__classify__sensors": {"air_temp_c": {"features": "huge"}}},
+        ["stages.classify.sensors.air_temp_c.features", "huge"],
+    ),
+    "missing_readings": ({"source__readings": None}, ["source.readings", "required"]),
+    "bad_name": ({"name": "my pipeline!"}, ["name"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ERRORS))
+def test_config_errors(tmp_path: Path, case: str) -> None:
+    overrides, needles = CONFIG_ERRORS[case]
+    path = write_pipeline(tmp_path / "pipeline.yaml", **overrides)
+    result = streamfx("validate", "--offline", str(path))
+    assert_one_line_error(result, str(path), *needles)
+
+
+DATABASE_ERRORS = {
+    "missing_table": (
+        {"source__readings__table": "nope"},
+        ["source.readings.table", "public.nope", "does not exist"],
+    ),
+    "missing_column": (
+        {"source__readings__value_column": "valu"},
+        ["source.readings.value_column", "'valu'", "public.sensor_readings"],
+    ),
+    "missing_era_column": (
+        {"source__eras__start_column": "begin"},
+        ["source.eras.start_column", "'begin'", "public.eras"],
+    ),
+    "time_column_not_time": (
+        {"source__readings__time_column": "sensor"},
+        ["source.readings.time_column", "type text"],
+    ),
+    "unknown_extractor": ({"stages__extract__extractor": "magic"}, ["unknown extractor 'magic'"]),
+    "unknown_profile": ({"stages__classify__profile": "factory"}, ["unknown sensor profile"]),
+    "empty_range": (
+        {"source__eras__from": "2030-01-01"},
+        ["source.eras", "no eras", "from/to"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATABASE_ERRORS))
+def test_database_errors(tmp_path: Path, demo_dsn: str, case: str) -> None:
+    overrides, needles = DATABASE_ERRORS[case]
+    path = write_pipeline(tmp_path / "pipeline.yaml", **overrides)
+    assert_one_line_error(streamfx("run", str(path), dsn=demo_dsn), *needles)
+
+
+def test_empty_era_table(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
+    with pg_conn.cursor() as cur:
+        cur.execute("DELETE FROM eras")
+    pg_conn.commit()
+    path = write_pipeline(tmp_path / "pipeline.yaml")
+    assert_one_line_error(streamfx("run", str(path), dsn=demo_dsn), "no eras", "public.eras")
+
+
+def test_unknown_era_on_command_line(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml")
+    result = streamfx("run", str(path), "--eras", "999999", dsn=demo_dsn)
+    assert_one_line_error(result, "--eras", "999999")
+
+
+def test_unreachable_database_never_prints_password(tmp_path: Path) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml")
+    dsn = f"postgresql://analyst:{SECRET}@127.0.0.1:9/features?connect_timeout=3"
+    result = streamfx("run", str(path), dsn=dsn)
+    assert_one_line_error(result, "cannot connect to PostgreSQL", "127.0.0.1:9")
+
+
+def test_unset_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STREAMFX_DSN", raising=False)
+    path = write_pipeline(tmp_path / "pipeline.yaml")
+    assert_one_line_error(streamfx("run", str(path)), "source.dsn", "STREAMFX_DSN is not set")
+
+
+def test_password_in_dsn_never_printed_on_success(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", source__dsn=demo_dsn)
+    result = streamfx("run", str(path), "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert SECRET not in (tmp_path / "out" / "manifest.json").read_text()

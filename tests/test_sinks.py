@@ -1,0 +1,293 @@
+"""The Parquet and PostgreSQL sinks, against real files and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streamfx
+from streamfx.database import qualified
+from streamfx.model import FEATURES_SCHEMA, Era, EraResult
+from streamfx.sinks import Sink
+from streamfx.sinks.parquet import ERA_COLUMNS, ParquetSink, safe_name
+from streamfx.sinks.postgres import PostgresSink
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def result(
+    era_id: str,
+    features: dict[tuple[str, str | None], float | None],
+    *,
+    day: int = 0,
+    partition: str | None = "c5",
+    readings: int = 100,
+) -> EraResult:
+    era = Era(era_id, T0 + dt.timedelta(days=day), T0 + dt.timedelta(days=day + 1), partition)
+    keys = list(features)
+    table = pa.table(
+        {
+            "era_id": pa.array([era_id] * len(keys), pa.string()),
+            "sensor": pa.array([k[0] for k in keys], pa.string()),
+            "feature": pa.array([k[1] for k in keys], pa.string()),
+            "value": pa.array(list(features.values()), pa.float64()),
+        }
+    )
+    if all(k[1] is not None for k in keys):
+        table = table.cast(FEATURES_SCHEMA)
+    return EraResult(era=era, readings=readings, features=table)
+
+
+THREE = [
+    result("e1", {("temp", "mean"): 1.0, ("temp", "max"): 3.0}, day=0),
+    result("e2", {("temp", "mean"): 2.0, ("co2", "mean"): 400.0}, day=1),
+    result("e0", {("co2", "mean"): 410.0, ("temp", "max"): float("nan")}, day=2, partition=None),
+]
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def test_parquet_union_of_columns_readable_everywhere(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path / "out", pipeline="p", run_id="r1")
+    assert isinstance(sink, Sink)
+    assert sink.write(THREE) == 3
+    summary = sink.close()
+    file = tmp_path / "out" / "features.parquet"
+    assert summary == f"parquet: {file} (3 eras {TIMES} 3 features)"
+
+    df = pl.read_parquet(file)
+    assert df.columns == [*ERA_COLUMNS, "co2__mean", "temp__max", "temp__mean"]
+    assert df.schema["start"] == pl.Datetime("us", "UTC")
+    assert df.schema["readings"] == pl.Int64
+    # sorted by (partition, start, era_id), null partition first
+    assert df["era_id"].to_list() == ["e0", "e1", "e2"]
+    assert df["partition"].to_list() == [None, "c5", "c5"]
+    assert df["co2__mean"].to_list() == [410.0, None, 400.0]
+    assert df["temp__mean"].to_list() == [None, 1.0, 2.0]
+    assert math.isnan(df["temp__max"][0]) and df["temp__max"][2] is None
+
+    arrow = pq.read_table(file)
+    assert arrow.schema.field("start").type == pa.timestamp("us", tz="UTC")
+    assert arrow.schema.field("partition").type == pa.string()
+    duck = duckdb.sql(f"SELECT * FROM read_parquet('{file}')").arrow()
+    duck = duck.read_all() if isinstance(duck, pa.RecordBatchReader) else duck
+    expected = df.to_dicts()
+    for other in (pl.from_arrow(arrow), pl.from_arrow(duck)):
+        assert isinstance(other, pl.DataFrame)
+        assert other.columns == df.columns
+        assert other.select(pl.exclude("start", "end")).equals(df.drop("start", "end"))
+        for col in ("start", "end"):
+            assert [v.astimezone(UTC) for v in other[col]] == df[col].to_list()
+
+    # pandas shows float nulls as NaN; everything else is equal
+    panda = pd.read_parquet(file)
+    assert list(panda.columns) == df.columns
+    assert str(panda["start"].dtype) in ("datetime64[us, UTC]", "datetime64[ns, UTC]")
+    for row, want in zip(panda.to_dict("records"), expected, strict=True):
+        for key, value in want.items():
+            got = row[key]
+            if key in ("start", "end"):
+                assert got.to_pydatetime() == value
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
+                assert got is None or pd.isna(got)
+            else:
+                assert got == value
+    assert df["start"][1] == T0
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["pipeline"] == "p" and manifest["run_id"] == "r1"
+    assert manifest["streamfx_version"] == streamfx.__version__
+    assert manifest["file"] == "features.parquet"
+    assert manifest["rows"] == 3 and manifest["features"] == 3
+    assert manifest["eras"] == ["e0", "e1", "e2"]
+    assert manifest["selection"] == {"variance_threshold": None, "dropped": []}
+    assert dt.datetime.fromisoformat(manifest["created_at"]).tzinfo is not None
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_parquet_parts_accumulate_and_rewrites_replace(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = ParquetSink(out, pipeline="p", run_id="r1")
+    first.write(THREE[:2])  # a partial run...
+    first.close()
+    second = ParquetSink(out, pipeline="p", run_id="r2")  # ...then the next run
+    second.write([THREE[2], result("e3", {("rh", "mean"): 70.0}, day=3)])
+    second.write([result("e1", {("temp", "mean"): 9.0}, day=0, readings=7)])  # rewrite
+    assert f"4 eras {TIMES} 4 features" in second.close()
+
+    df = pl.read_parquet(out / "features.parquet")
+    assert df.height == 4 and df["era_id"].n_unique() == 4
+    e1 = df.filter(pl.col("era_id") == "e1").row(0, named=True)
+    assert e1["temp__mean"] == 9.0 and e1["readings"] == 7
+    assert e1["temp__max"] is None  # the rewrite's feature set replaces the old one
+    assert json.loads((out / "manifest.json").read_text())["run_id"] == "r2"
+    assert len(list((out / "parts").iterdir())) == 4
+
+
+def test_parquet_awkward_era_ids(tmp_path: Path) -> None:
+    ids = ["a/b c", "a_b_c", "../../etc/passwd", "växthus ☀ 1", "x" * 300, "", "A/B C"]
+    names = {safe_name(i) for i in ids}
+    assert len(names) == len(ids)
+    assert all("/" not in n and len(n) < 100 for n in names)
+    sink = ParquetSink(tmp_path, pipeline="p", run_id="r")
+    sink.write([result(i, {("s", "f"): float(n)}, day=n) for n, i in enumerate(ids)])
+    sink.close()
+    df = pl.read_parquet(tmp_path / "features.parquet")
+    assert sorted(df["era_id"].to_list()) == sorted(ids)
+    assert dict(zip(df["era_id"], df["s__f"], strict=True)) == {
+        i: float(n) for n, i in enumerate(ids)
+    }
+    assert {p.parent for p in tmp_path.rglob("*.parquet")} <= {tmp_path, tmp_path / "parts"}
+
+
+def test_parquet_variance_selection(tmp_path: Path) -> None:
+    nan = float("nan")
+    eras = [
+        result(
+            f"e{i}",
+            {
+                ("s", "varies"): float(i),
+                ("s", "constant"): 5.0,
+                ("s", "all_nan"): nan,
+                ("s", "const_with_gaps"): 1.0 if i else nan,
+                ("s", "small"): 1.0 + i * 1e-3,
+            },
+            day=i,
+        )
+        for i in range(3)
+    ]
+    sink = ParquetSink(tmp_path, pipeline="p", run_id="r", variance_threshold=1e-4)
+    sink.write(eras)
+    assert f"3 eras {TIMES} 1 features" in sink.close()
+    df = pl.read_parquet(tmp_path / "features.parquet")
+    assert df.columns == [*ERA_COLUMNS, "s__varies"]
+    selection = json.loads((tmp_path / "manifest.json").read_text())["selection"]
+    assert selection["variance_threshold"] == 1e-4
+    assert sorted(selection["dropped"]) == [
+        "s__all_nan",
+        "s__const_with_gaps",
+        "s__constant",
+        "s__small",
+    ]
+
+
+def test_parquet_no_parts_and_empty_features(tmp_path: Path) -> None:
+    sink = ParquetSink(tmp_path / "none", pipeline="p", run_id="r")
+    assert f"0 eras {TIMES} 0 features" in sink.close()
+    for frame in (
+        pl.read_parquet(tmp_path / "none" / "features.parquet"),
+        pl.from_pandas(pd.read_parquet(tmp_path / "none" / "features.parquet")),
+    ):
+        assert frame.columns == ERA_COLUMNS and frame.height == 0
+
+    sink = ParquetSink(tmp_path / "one", pipeline="p", run_id="r")
+    assert sink.write([result("quiet", {})]) == 1
+    sink.close()
+    df = pl.read_parquet(tmp_path / "one" / "features.parquet")
+    assert df.columns == ERA_COLUMNS and df["era_id"].to_list() == ["quiet"]
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*"))
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def fetch(conn, table: str = "streamfx_features", schema: str = "public") -> pl.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT era_id, sensor, feature, value, run_id, extracted_at "
+            f"FROM {qualified(schema, table)} ORDER BY era_id, sensor, feature"
+        )
+        table_ = cur.fetch_arrow_table()
+    conn.commit()
+    frame = pl.from_arrow(table_)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def test_postgres_creates_table_and_round_trips(pg_dsn: str, pg_conn) -> None:
+    sink = PostgresSink(pg_dsn, run_id="r1")
+    assert isinstance(sink, Sink)
+    cols = {
+        "era_id": "text",
+        "sensor": "text",
+        "feature": "text",
+        "value": "double precision",
+        "run_id": "text",
+        "extracted_at": "timestamp with time zone",
+    }
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns "
+            "WHERE table_name = 'streamfx_features' ORDER BY ordinal_position"
+        )
+        assert dict(cur.fetchall()) == cols
+    pg_conn.commit()
+
+    assert sink.write(THREE) == 6
+    assert sink.close() == "postgres: public.streamfx_features (6 rows this run)"
+    df = fetch(pg_conn)
+    assert df.height == 6 and set(df["run_id"]) == {"r1"}
+    got = {(e, s, f): v for e, s, f, v in df.select("era_id", "sensor", "feature", "value").rows()}
+    assert got[("e1", "temp", "max")] == 3.0
+    assert got[("e2", "co2", "mean")] == 400.0
+    assert math.isnan(got[("e0", "temp", "max")])
+    assert df["extracted_at"].dtype == pl.Datetime("us", "UTC")
+
+
+def test_postgres_upsert_and_stale_rows(pg_dsn: str, pg_conn) -> None:
+    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink.write(THREE)
+    sink.close()
+    before = fetch(pg_conn)
+
+    sink = PostgresSink(pg_dsn, run_id="r2")
+    sink.write([result("e1", {("temp", "mean"): 11.0, ("temp", "max"): 33.0})])
+    df = fetch(pg_conn)
+    assert df.height == 6
+    e1 = df.filter(pl.col("era_id") == "e1")
+    assert e1["value"].to_list() == [33.0, 11.0] and set(e1["run_id"]) == {"r2"}
+    assert df.filter(pl.col("era_id") != "e1").equals(before.filter(pl.col("era_id") != "e1"))
+
+    # e2 rewritten with fewer features loses the stale one
+    sink.write([result("e2", {("temp", "mean"): 2.5}, day=1)])
+    e2 = fetch(pg_conn).filter(pl.col("era_id") == "e2")
+    assert e2.select("sensor", "feature", "value").rows() == [("temp", "mean", 2.5)]
+    assert sink.close() == "postgres: public.streamfx_features (3 rows this run)"
+
+
+def test_postgres_failed_batch_lands_nothing(pg_dsn: str, pg_conn) -> None:
+    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink.write(THREE)
+    before = fetch(pg_conn)
+    bad = [
+        result("e1", {("temp", "mean"): 100.0}),  # would delete e1's temp__max and update mean
+        result("e9", {("rh", "mean"): 1.0, ("rh", None): 2.0}, day=9),  # null feature
+    ]
+    with pytest.raises(Exception, match=r"(?i)null value in column \"feature\""):
+        sink.write(bad)
+    assert fetch(pg_conn).equals(before)
+    # the connection is usable again after the rollback
+    assert sink.write([result("e9", {("rh", "mean"): 1.0}, day=9)]) == 1
+    assert fetch(pg_conn).height == before.height + 1
+    sink.close()
+
+
+@pytest.mark.parametrize(("schema", "table"), [("public", 'we"ird'), ("my schema", "feat ures")])
+def test_postgres_quoted_identifiers(pg_dsn: str, pg_conn, schema: str, table: str) -> None:
+    sink = PostgresSink(pg_dsn, schema=schema, table=table, run_id="r")
+    sink.write(THREE[:1])
+    sink.write(THREE[:1])
+    assert sink.close() == f"postgres: {schema}.{table} (4 rows this run)"
+    assert fetch(pg_conn, table, schema).height == 2
