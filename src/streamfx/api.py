@@ -68,7 +68,7 @@ def extract_features(
     """
     from .plugins import get_extractor
 
-    extractor = get_extractor(engine)
+    extractor = get_extractor(engine, where="engine")
     frame, output = _to_polars(timeseries_container)
     long, kinds = _to_long(frame, column_id, column_sort, column_kind, column_value)
     fc_parameters = _resolve_parameters(kinds, default_fc_parameters, kind_to_fc_parameters)

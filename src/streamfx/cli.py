@@ -30,7 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs and pipes
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,20 +139,48 @@ def run(
 
 
 def _print_summary(summary: Any) -> None:
+    from .report import build_report
+
+    report = build_report(summary)
     table = Table(title=f"streamfx run {summary.run_id} ({summary.pipeline})", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("eras", f"{summary.eras_total}")
-    table.add_row("done", f"{summary.done}")
-    skipped = f"{len(summary.skipped)}"
+    eras = report["eras"]
+    table.add_row(
+        "eras",
+        f"{eras['total']}: {eras['done']} done, {eras['skipped']} skipped, {eras['failed']} failed",
+    )
     if summary.skipped:
-        skipped += f" (no readings: {', '.join(summary.skipped[:10])}"
-        skipped += ", ...)" if len(summary.skipped) > 10 else ")"
-    table.add_row("skipped", skipped)
-    failed = f"{len(summary.failed)}"
+        more = ", ..." if len(summary.skipped) > 10 else ""
+        table.add_row("skipped (no readings)", ", ".join(summary.skipped[:10]) + more)
     for failure in summary.failed[:10]:
-        failed += f"\n{failure.era.id}: {failure.error[:200]}"
-    table.add_row("failed", failed)
+        table.add_row("failed", f"{failure.era.id}: {(failure.error or '')[:200]}")
+    if report["success_rate"] is not None:
+        table.add_row("success rate", f"{report['success_rate']:.1%}")
+    routed, ran = report["distribution"]["routed"], report["distribution"]["ran"]
+    table.add_row(
+        "lanes",
+        f"routed GPU {routed['gpu']} / CPU {routed['cpu']} ({report['routing_policy']} policy); "
+        f"ran GPU {ran['gpu']} / CPU {ran['cpu']}",
+    )
+    for worker in report["workers"]:
+        table.add_row(
+            f"worker {worker['worker']}",
+            f"{worker['eras']} eras, busy {worker['busy_s']:.1f} s "
+            f"(estimated {worker['estimated_load_s']:.1f} s), peak RSS {worker['peak_rss_mb']:.0f} MiB",
+        )
+    for lane, balance in report["balance"].items():
+        table.add_row(
+            f"{lane} imbalance",
+            f"{balance['actual_imbalance'] or 1:.2f} actual, "
+            f"{balance['estimated_imbalance'] or 1:.2f} estimated (max / mean load)",
+        )
+    seconds = report["era_seconds"]
+    if seconds["mean"] is not None:
+        table.add_row(
+            "time per era",
+            f"mean {seconds['mean']:.2f} s, median {seconds['median']:.2f} s, max {seconds['max']:.2f} s",
+        )
     table.add_row("features", f"{summary.features:,}")
     for sink, rows in summary.rows_written.items():
         table.add_row(f"rows written ({sink})", f"{rows:,}")
@@ -160,6 +188,81 @@ def _print_summary(summary: Any) -> None:
     for line in summary.outputs:
         table.add_row("output", line)
     out.print(table)
+
+
+@app.command()
+@clean_errors
+def plan(
+    pipeline: PipelineArg,
+    eras: Annotated[str | None, typer.Option(help="Only these era ids, comma-separated.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eras.")] = None,
+) -> None:
+    """Show how PIPELINE would run, without extracting anything.
+
+    One row per era (readings, sensors, GPU-suitable ratio, complexity, route, the rule that
+    decided it, estimated cost, worker), then each worker's load and each lane's imbalance.
+    """
+    from .config import load_config
+    from .pipeline import plan_pipeline
+
+    config = load_config(pipeline)
+    era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
+    _, the_plan = plan_pipeline(
+        config,
+        era_ids=era_ids,
+        limit=limit,
+        notify=lambda msg: err.print(f"streamfx: {msg}", highlight=False, soft_wrap=True),
+    )
+    for notice in the_plan.notices:
+        err.print(f"streamfx: {notice}", highlight=False, soft_wrap=True)
+    table = Table(title=f"plan: {config.name} ({the_plan.policy} routing)")
+    for column in (
+        "era",
+        "partition",
+        "start",
+        "hours",
+        "readings",
+        "sensors",
+        "gpu ratio",
+        "complexity",
+        "route",
+        "rule",
+        "lane",
+        "est. s",
+        "worker",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column in ("readings", "sensors", "hours", "est. s") else "left",
+        )
+    for p in the_plan.eras:
+        a = p.analysis
+        table.add_row(
+            a.era.id,
+            a.era.partition or "",
+            a.era.start.strftime("%Y-%m-%d %H:%M"),
+            f"{(a.era.end - a.era.start).total_seconds() / 3600:.0f}",
+            f"{a.readings:,}",
+            str(a.sensors),
+            f"{a.gpu_suitable_ratio:.2f}",
+            f"{a.complexity_score:.2f}",
+            p.route.lane or "skip",
+            p.route.rule,
+            p.lane or "-",
+            f"{a.estimated_cost:.1f}",
+            p.worker or "-",
+        )
+    out.print(table)
+    loads = Table(title="worker loads (estimated seconds)")
+    for column in ("worker", "eras", "load"):
+        loads.add_column(column)
+    for spec in the_plan.workers:
+        loads.add_row(spec.name, str(len(spec.eras)), f"{the_plan.loads[spec.name]:.1f}")
+    out.print(loads)
+    for lane in ("gpu", "cpu"):
+        ratio = the_plan.imbalance(lane)
+        if ratio is not None:
+            out.print(f"{lane} lane imbalance (max / mean load): {ratio:.3f}")
 
 
 @app.command()

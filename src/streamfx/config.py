@@ -117,10 +117,22 @@ class SensorRuleConfig(Section):
         return value
 
 
+class RoutingConfig(Section):
+    """Which lane an era goes to. Defaults are the reference coordinator's thresholds."""
+
+    policy: Literal["smart", "size"] = "smart"
+    cpu_below_readings: int = Field(10_000, ge=0)
+    gpu_above_readings: int = Field(500_000, ge=0)
+    gpu_ratio_above: float = Field(0.6, ge=0, le=1)
+    complexity_above: float = Field(0.5, ge=0, le=1)
+    size_threshold: int = Field(100_000, ge=0)
+
+
 class ClassifyConfig(Section):
     profile: str | None = "reference"
     default_features: Literal["minimal", "efficient", "comprehensive"] = "minimal"
     sensors: dict[str, SensorRuleConfig] = {}
+    routing: RoutingConfig = RoutingConfig()
 
 
 class SelectionConfig(Section):
@@ -161,6 +173,9 @@ class SinksConfig(Section):
 
 class ExecutorConfig(Section):
     kind: Literal["local"] = "local"
+    cpu_workers: int | None = Field(None, ge=1)  # default: one per core
+    gpu_workers: int | None = Field(None, ge=1)  # default: one per GPU
+    gpu: Literal["auto", "required", "off"] = "auto"
     batch_eras: int = Field(8, ge=1)
 
 

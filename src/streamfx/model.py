@@ -48,7 +48,19 @@ class EraResult:
     features: pa.Table  # FEATURES_SCHEMA
     seconds: float = 0.0
     sensors: dict[str, str] = field(default_factory=dict)  # sensor -> feature set used
+    worker: str = "main"
+    peak_rss_mb: float = 0.0
 
     @property
     def empty(self) -> bool:
         return self.readings == 0
+
+
+@dataclass
+class EraFailure:
+    """An era whose extraction raised (or whose worker died); the run goes on without it."""
+
+    era: Era
+    error: str
+    seconds: float = 0.0
+    worker: str = "main"

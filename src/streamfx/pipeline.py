@@ -1,23 +1,29 @@
-"""One pipeline run: open the database, list eras, extract each, stream results to the sinks."""
+"""One pipeline run: open the database, plan (analyse, route, balance), extract, stream to sinks."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .balance import lpt
+from .classify import Classifier, EraAnalysis, Route, analyze_eras, route, routing_policy
 from .config import PipelineConfig
 from .database import EMBEDDED, connect, expand_env, start_embedded, table_columns
 from .errors import StreamfxError
-from .executor import EraFailure, LocalExecutor
-from .model import Era, EraResult
+from .executor import LocalExecutor, WorkerSpec
+from .gpu import gpu_devices
+from .model import Era, EraFailure, EraResult
+from .plugins import extractors, get_extractor
 from .sinks import Sink
 from .source import Source
 
 Notify = Callable[[str], None]
+GPU_EXTRACTOR = "gpu"
 
 
 def resolve_dsn(config: PipelineConfig, notify: Notify = lambda _: None) -> str:
@@ -81,6 +87,135 @@ def select_eras(eras: list[Era], ids: Sequence[str] | None, limit: int | None) -
     return eras[:limit] if limit is not None else eras
 
 
+# -- planning -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedEra:
+    """An era's analysis, the routing decision, and where it will actually run."""
+
+    analysis: EraAnalysis
+    route: Route
+    lane: str | None  # after GPU availability; None = skipped (no readings)
+    worker: str | None
+
+
+@dataclass
+class Plan:
+    """Everything decided before extraction starts: shown by `streamfx plan`, run by `run`."""
+
+    policy: str
+    gpu_devices: int
+    eras: list[PlannedEra]
+    workers: list[WorkerSpec]
+    loads: dict[str, float]
+    notices: list[str] = field(default_factory=list)
+
+    def imbalance(self, lane: str) -> float | None:
+        """max / mean estimated load over the lane's workers (1.0 = perfectly even)."""
+        loads = [load for name, load in self.loads.items() if name.startswith(f"{lane}-")]
+        if not loads or sum(loads) == 0:
+            return None
+        return max(loads) / (sum(loads) / len(loads))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
+    """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
+    get_extractor(config.stages.extract.extractor)  # fail before any work when misspelt
+    classifier = Classifier(config.stages.classify)
+    analyses = analyze_eras(eras, source.era_stats(eras), classifier)
+    policy = routing_policy(config.stages.classify.routing)
+    routes = [route(a, config.stages.classify.routing, policy) for a in analyses]
+    executor = config.executor
+    extract = config.stages.extract
+
+    devices = 0 if executor.gpu == "off" else gpu_devices()
+    if executor.gpu == "required" and devices == 0:
+        raise StreamfxError(
+            "executor.gpu: required, but no usable CUDA device was found (CuPy or cuDF must "
+            "import and see a GPU: pip install -e '.[gpu]')"
+        )
+    notices = []
+    gpu_lane = devices > 0 and GPU_EXTRACTOR in extractors()
+    wanting_gpu = sum(r.lane == "gpu" for r in routes)
+    if wanting_gpu and not gpu_lane:
+        why = (
+            "executor.gpu is off"
+            if executor.gpu == "off"
+            else "no CUDA device or CuPy/cuDF"
+            if devices == 0
+            else f"no {GPU_EXTRACTOR!r} extractor installed"
+        )
+        notices.append(
+            f"GPU lane unavailable ({why}): {wanting_gpu} GPU-routed eras run on the CPU lane"
+        )
+    lanes = {
+        "gpu": executor.gpu_workers or devices if gpu_lane else 0,
+        "cpu": executor.cpu_workers or available_cores(),
+    }
+    lane_of = [
+        None if r.lane is None else (r.lane if r.lane == "cpu" or gpu_lane else "cpu")
+        for r in routes
+    ]
+    # tsfresh's own pool only helps when a worker has spare cores to itself.
+    spare = available_cores() // max(1, lanes["cpu"])
+    cpu_jobs = min(extract.n_jobs, spare) if min(extract.n_jobs, spare) > 1 else 0
+
+    workers: list[WorkerSpec] = []
+    loads: dict[str, float] = {}
+    worker_of: dict[int, str] = {}
+    for lane, count in lanes.items():
+        members = [i for i, lane_i in enumerate(lane_of) if lane_i == lane]
+        if not members or count == 0:
+            continue
+        packing = lpt([analyses[i].estimated_cost for i in members], count)
+        for w, bin_ in enumerate(packing.bins):
+            name = f"{lane}-{w}"
+            indexes = sorted(members[k] for k in bin_)
+            worker_of.update({i: name for i in indexes})
+            loads[name] = packing.loads[w]
+            workers.append(
+                WorkerSpec(
+                    name=name,
+                    lane=lane,
+                    extractor=GPU_EXTRACTOR if lane == "gpu" else extract.extractor,
+                    eras=tuple(analyses[i].era for i in indexes),
+                    n_jobs=0 if lane == "gpu" else cpu_jobs,
+                )
+            )
+    planned = [
+        PlannedEra(a, r, lane_of[i], worker_of.get(i))
+        for i, (a, r) in enumerate(zip(analyses, routes, strict=True))
+    ]
+    return Plan(policy, devices, planned, workers, loads, notices)
+
+
+def plan_pipeline(
+    config: PipelineConfig,
+    *,
+    era_ids: Sequence[str] | None = None,
+    limit: int | None = None,
+    notify: Notify = lambda _: None,
+) -> tuple[str, Plan]:
+    """Open the source and plan the run (no extraction). Returns the DSN and the plan."""
+    dsn, conn, source = open_source(config, notify)
+    try:
+        eras = select_eras(source.list_eras(), era_ids, limit)
+        return dsn, make_plan(config, source, eras)
+    finally:
+        conn.close()
+
+
+# -- running ------------------------------------------------------------------------------
+
+
 def build_sinks(config: PipelineConfig, dsn: str, run_id: str) -> list[Sink]:
     from .sinks.parquet import ParquetSink
     from .sinks.postgres import PostgresSink
@@ -98,25 +233,72 @@ def build_sinks(config: PipelineConfig, dsn: str, run_id: str) -> list[Sink]:
         )
     if config.sinks.postgres:
         pg = config.sinks.postgres
-        sink_dsn = expand_env(pg.dsn, "sinks.postgres.dsn") if pg.dsn else dsn
-        sinks.append(PostgresSink(sink_dsn, schema=pg.schema_, table=pg.table, run_id=run_id))
+        sinks.append(
+            PostgresSink(sink_dsn(config, dsn), schema=pg.schema_, table=pg.table, run_id=run_id)
+        )
     return sinks
+
+
+def sink_dsn(config: PipelineConfig, source_dsn: str) -> str:
+    """The database the postgres sink (and the run tables) write to: its own DSN or the source's."""
+    pg = config.sinks.postgres
+    return expand_env(pg.dsn, "sinks.postgres.dsn") if pg and pg.dsn else source_dsn
+
+
+@dataclass
+class EraRecord:
+    """One era's fate in a run, for the summary and the run report."""
+
+    era: Era
+    status: str  # done | skipped | failed
+    lane: str | None
+    rule: str
+    worker: str | None
+    estimated_cost: float
+    readings: int = 0
+    features: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    error: str | None = None
 
 
 @dataclass
 class RunSummary:
-    """What a run did, for the closing summary and the exit status."""
+    """What a run did, for the closing summary, the run report and the exit status."""
 
     run_id: str
     pipeline: str
-    eras_total: int = 0
-    done: int = 0
-    skipped: list[str] = field(default_factory=list)
-    failed: list[EraFailure] = field(default_factory=list)
-    features: int = 0
+    fingerprint: str
+    started_at: dt.datetime
+    plan: Plan
+    records: dict[str, EraRecord] = field(default_factory=dict)
+    worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records.values())
+
+    @property
+    def eras_total(self) -> int:
+        return len(self.records)
+
+    @property
+    def done(self) -> int:
+        return self.count("done")
+
+    @property
+    def skipped(self) -> list[str]:
+        return [r.era.id for r in self.records.values() if r.status == "skipped"]
+
+    @property
+    def failed(self) -> list[EraRecord]:
+        return [r for r in self.records.values() if r.status == "failed"]
+
+    @property
+    def features(self) -> int:
+        return sum(r.features for r in self.records.values())
 
     @property
     def exit_code(self) -> int:
@@ -133,45 +315,61 @@ def run_pipeline(
     on_eras: Callable[[int], None] = lambda total: None,
 ) -> RunSummary:
     """Run the whole pipeline; per-era problems are collected, input problems raise."""
+    from .report import write_report
+
     started = time.perf_counter()
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-    dsn, conn, source = open_source(config, notify)
-    try:
-        eras = select_eras(source.list_eras(), era_ids, limit)
-    finally:
-        conn.close()
-    summary = RunSummary(run_id=run_id, pipeline=config.name, eras_total=len(eras))
-    on_eras(len(eras))
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    dsn, plan = plan_pipeline(config, era_ids=era_ids, limit=limit, notify=notify)
+    for notice in plan.notices:
+        notify(notice)
+    summary = RunSummary(run_id, config.name, config.fingerprint(), now, plan)
+    for p in plan.eras:
+        summary.records[p.analysis.era.id] = EraRecord(
+            era=p.analysis.era,
+            status="skipped" if p.lane is None else "pending",
+            lane=p.lane,
+            rule=p.route.rule,
+            worker=p.worker,
+            estimated_cost=p.analysis.estimated_cost,
+        )
+    on_eras(len(plan.eras))
+    for record in summary.records.values():
+        if record.status == "skipped":
+            on_era(record.era, "skipped")
     sinks = build_sinks(config, dsn, run_id)
     batch: list[EraResult] = []
 
     def flush() -> None:
         for sink in sinks:
-            summary.rows_written[sink.name] = summary.rows_written.get(sink.name, 0) + sink.write(
-                batch
-            )
+            written = sink.write(batch)
+            summary.rows_written[sink.name] = summary.rows_written.get(sink.name, 0) + written
         batch.clear()
 
+    executor = LocalExecutor(config, dsn)
     try:
-        for outcome in LocalExecutor(config, dsn).run(eras):
+        for outcome in executor.run(plan.workers):
+            record = summary.records[outcome.era.id]
+            record.seconds = outcome.seconds
             if isinstance(outcome, EraFailure):
-                summary.failed.append(outcome)
-                on_era(outcome.era, "failed")
+                record.status, record.error = "failed", outcome.error
                 notify(f"era {outcome.era.id} failed: {outcome.error}")
-                continue
-            if outcome.empty:
-                summary.skipped.append(outcome.era.id)
-                on_era(outcome.era, "skipped")
-                continue
-            summary.done += 1
-            summary.features += outcome.features.num_rows
-            batch.append(outcome)
-            if len(batch) >= config.executor.batch_eras:
-                flush()
-            on_era(outcome.era, "done")
+            elif outcome.empty:
+                record.status = "skipped"
+            else:
+                record.status = "done"
+                record.readings = outcome.readings
+                record.features = outcome.features.num_rows
+                record.peak_rss_mb = outcome.peak_rss_mb
+                batch.append(outcome)
+                if len(batch) >= config.executor.batch_eras:
+                    flush()
+            on_era(outcome.era, record.status)
         if batch:
             flush()
     finally:
         summary.outputs = [sink.close() for sink in sinks]
-    summary.seconds = time.perf_counter() - started
+        summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in executor.reports.items()}
+        summary.seconds = time.perf_counter() - started
+    summary.outputs.append(write_report(config, dsn, summary))
     return summary

@@ -75,11 +75,11 @@ def sensor_profiles() -> dict[str, SensorProfile]:
     return found
 
 
-def get_extractor(name: str) -> Extractor:
+def get_extractor(name: str, where: str = "stages.extract.extractor") -> Extractor:
     available = extractors()
     if name not in available:
         raise StreamfxError(
-            f"unknown extractor {name!r}: available are {', '.join(sorted(available))}"
+            f"{where}: unknown extractor {name!r} (available: {', '.join(sorted(available))})"
         )
     return available[name]
 

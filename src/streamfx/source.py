@@ -163,6 +163,71 @@ class Source:
                 start = end
         return sorted(eras, key=lambda era: (era.start, era.id))
 
+    # -- analysis -------------------------------------------------------------------------
+
+    def era_stats(self, eras: list[Era]) -> pl.DataFrame:
+        """Readings per (era, sensor) for all eras in ONE aggregate query.
+
+        Columns: era_id, sensor, readings, unique_timestamps (of the whole era), first, last
+        (of the whole era). Eras without readings are absent.
+        """
+        r = self.readings
+        time = f"r.{quote_ident(r.time_column)}"
+        join = [f"{time} >= e.start", f"{time} < e.stop"]
+        if r.partition_column:
+            join.append(f"r.{quote_ident(r.partition_column)}::text = e.part")
+        eras_cte = (
+            "WITH e AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],"
+            " $4::text[]) AS e(id, start, stop, part))"
+        )
+        params = (
+            [era.id for era in eras],
+            [era.start for era in eras],
+            [era.end for era in eras],
+            [era.partition for era in eras],
+        )
+        source = f"FROM e JOIN {self.readings_table} r ON {' AND '.join(join)}"
+        if r.layout == "long":
+            sensor = f"r.{quote_ident(r.sensor_column)}::text"
+            value = f"r.{quote_ident(r.value_column)}"
+            filters = [_finite(value)]
+            if r.sensors is not None:
+                filters.append(f"{sensor} = ANY($5::text[])")
+                params += (list(r.sensors),)
+            sql = (
+                f"{eras_cte} SELECT e.id AS era_id, {sensor} AS sensor, count(*) AS readings,"
+                f" count(DISTINCT {time}) AS unique_timestamps,"
+                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last"
+                f" {source} WHERE {' AND '.join(filters)}"
+                f" GROUP BY GROUPING SETS ((e.id, {sensor}), (e.id))"
+            )
+            stats = pl.from_arrow(self._query(sql, params))
+        else:
+            counts = ", ".join(
+                f"count(*) FILTER (WHERE {_finite('r.' + quote_ident(s))}) AS {quote_ident(s)}"
+                for s in self.sensors
+            )
+            sql = (
+                f"{eras_cte} SELECT e.id AS era_id, count(DISTINCT {time}) AS unique_timestamps,"
+                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last, {counts}"
+                f" {source} GROUP BY e.id"
+            )
+            wide = pl.from_arrow(self._query(sql, params))
+            per_sensor = wide.unpivot(
+                index="era_id", on=self.sensors, variable_name="sensor", value_name="readings"
+            )
+            era_rows = wide.select("era_id", "unique_timestamps", "first", "last").with_columns(
+                pl.lit(None, pl.String).alias("sensor"), pl.lit(None, pl.Int64).alias("readings")
+            )
+            stats = pl.concat([per_sensor, era_rows], how="diagonal_relaxed")
+        per_era = stats.filter(pl.col("sensor").is_null()).select(
+            "era_id", "unique_timestamps", "first", "last"
+        )
+        per_sensor = stats.filter(pl.col("sensor").is_not_null() & (pl.col("readings") > 0))
+        return per_sensor.select("era_id", "sensor", pl.col("readings").cast(pl.Int64)).join(
+            per_era, on="era_id", how="left"
+        )
+
     # -- readings -------------------------------------------------------------------------
 
     def read_era(self, era: Era) -> pa.Table:
@@ -252,3 +317,8 @@ def _plain_type(type_name: str) -> bool:
 def _floor(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
     epoch = dt.datetime(1970, 1, 1, tzinfo=_UTC)
     return epoch + ((moment - epoch) // step) * step
+
+
+def _finite(expr: str) -> str:
+    """SQL condition: a reading that counts (not null, not NaN, not infinite)."""
+    return f"{expr} IS NOT NULL AND {expr}::float8 NOT IN ('NaN', 'Infinity', '-Infinity')"
