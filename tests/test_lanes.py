@@ -1,0 +1,117 @@
+"""Parallel lanes end to end: workers, GPU fallback, `streamfx plan`, and the run report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from streamfx.config import load_config
+from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.pipeline import run_pipeline
+
+from .helpers import streamfx, write_pipeline
+
+FORCE_GPU = {"cpu_below_readings": 0, "gpu_ratio_above": 0.0}
+
+
+@pytest.fixture
+def demo_dsn(pg_dsn: str, pg_conn, monkeypatch: pytest.MonkeyPatch) -> str:
+    seed_demo(pg_conn, DemoTables(), days=4)
+    monkeypatch.setenv("STREAMFX_DSN", pg_dsn)
+    monkeypatch.delenv("USE_SMART_DISTRIBUTION", raising=False)
+    return pg_dsn
+
+
+def query(conn, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    conn.commit()
+    return rows
+
+
+def test_two_workers_equal_one_worker(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
+    tables = {}
+    for workers in (1, 2):
+        path = write_pipeline(
+            tmp_path / f"w{workers}.yaml",
+            executor__cpu_workers=workers,
+            sinks__parquet__path=str(tmp_path / f"out{workers}"),
+            sinks__postgres__table=f"features_{workers}",
+        )
+        summary = run_pipeline(load_config(path))
+        assert not summary.failed
+        assert {r.worker for r in summary.records.values() if r.status == "done"} == {
+            f"cpu-{w}" for w in range(workers)
+        }
+        tables[workers] = pl.read_parquet(tmp_path / f"out{workers}" / "features.parquet")
+    assert tables[1].equals(tables[2])
+    one = pl.DataFrame(query(pg_conn, "SELECT * FROM features_1 ORDER BY 1, 2, 3"), orient="row")
+    two = pl.DataFrame(query(pg_conn, "SELECT * FROM features_2 ORDER BY 1, 2, 3"), orient="row")
+    assert one[:, :4].equals(two[:, :4])
+
+
+def test_run_report_matches_database(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
+    summary = run_pipeline(load_config(path))
+    report = json.loads((tmp_path / "out" / "runs" / f"{summary.run_id}.json").read_text())
+
+    (run,) = query(
+        pg_conn,
+        "SELECT eras_total, eras_done, eras_skipped, eras_failed, features, success_rate "
+        f"FROM streamfx_runs WHERE run_id = '{summary.run_id}'",
+    )
+    by_status = dict(
+        query(
+            pg_conn,
+            "SELECT status, count(*) FROM streamfx_era_runs "
+            f"WHERE run_id = '{summary.run_id}' GROUP BY status",
+        )
+    )
+    (stored,) = query(pg_conn, "SELECT count(*) FROM streamfx_features")
+    eras = report["eras"]
+    assert run[:4] == (eras["total"], eras["done"], eras["skipped"], eras["failed"])
+    assert by_status == {"done": eras["done"], "skipped": eras["skipped"]}
+    assert run[4] == report["features"] == stored[0] == summary.features
+    assert run[5] == report["success_rate"] == 1.0
+    assert report["distribution"]["ran"]["cpu"] == eras["done"]
+    assert {w["worker"] for w in report["workers"]} == {"cpu-0", "cpu-1"}
+    assert all(w["peak_rss_mb"] > 0 and w["busy_s"] > 0 for w in report["workers"])
+    assert report["balance"]["cpu"]["estimated_imbalance"] >= 1.0
+    detail = {e["era_id"]: e for e in report["eras_detail"]}
+    assert all(e["rule"] for e in detail.values())
+    assert all(e["seconds"] > 0 for e in detail.values() if e["status"] == "done")
+
+
+def test_gpu_routed_eras_fall_back_with_one_notice(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", stages__classify__routing=FORCE_GPU)
+    result = streamfx("run", str(path), "-q")
+    assert result.returncode == 0, result.stderr
+    notices = [line for line in result.stderr.splitlines() if "GPU lane unavailable" in line]
+    assert len(notices) == 1, result.stderr
+    assert "run on the CPU lane" in notices[0]
+    assert "routed GPU 5 / CPU 0" in result.stdout
+    assert "ran GPU 0 / CPU 5" in result.stdout
+
+
+def test_gpu_required_without_gpu_exits_2(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__gpu="required")
+    result = streamfx("run", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "executor.gpu: required" in result.stderr
+
+
+def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
+    result = streamfx("plan", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "readings" in out and "rule" in out and "< 10,000" in out
+    assert "no readings: skipped" in out  # the demo's era after the data
+    assert "cpu-0" in out and "cpu-1" in out
+    assert "cpu lane imbalance (max / mean load):" in out
+    assert not (tmp_path / "out").exists()  # planning extracts and writes nothing
