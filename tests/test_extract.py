@@ -213,9 +213,9 @@ def test_pandas_output_equals_tsfresh(long_df, fc):
     pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
 
 
-def test_efficient_is_the_default(long_df):
+def test_default_is_tsfreshs_default(long_df):
     small = long_df[long_df["id"] != 12]
-    expected = _tsfresh(small, default_fc_parameters=feature_set("efficient"), **LONG)
+    expected = _tsfresh(small, **LONG)  # tsfresh's own default: ComprehensiveFCParameters
     pd.testing.assert_frame_equal(extract_features(small, **LONG), expected, rtol=1e-6)
     assert streamfx.extract_features is extract_features
 

@@ -54,7 +54,7 @@ def extract_features(
     ordinal rank, as microseconds after the epoch, so only the ordering is kept.
 
     ``default_fc_parameters``: "minimal", "efficient", "comprehensive" or a tsfresh settings
-    dict. None means "efficient", unless ``kind_to_fc_parameters`` is given: then, as in
+    dict. None means "comprehensive" (tsfresh's default), unless ``kind_to_fc_parameters`` is given: then, as in
     tsfresh, only the kinds it names are computed. ``kind_to_fc_parameters`` maps kind ->
     settings (a name or a dict) and overrides the default for those kinds.
 
@@ -264,7 +264,7 @@ def _resolve_parameters(
         str(k): _settings(v, f"kind_to_fc_parameters[{k!r}]") for k, v in (per_kind or {}).items()
     }
     if default is None:
-        default = None if per_kind is not None else "efficient"
+        default = None if per_kind is not None else "comprehensive"  # as tsfresh
     fallback = _settings(default, "default_fc_parameters") if default is not None else {}
     chosen = {kind: overrides.get(kind, fallback) for kind in kinds}
     return {kind: settings for kind, settings in chosen.items() if settings}

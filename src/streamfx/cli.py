@@ -279,10 +279,11 @@ def validate(
     """
     from .config import load_config
     from .database import EMBEDDED, connect, table_columns
-    from .pipeline import resolve_dsn
+    from .pipeline import check_stages, resolve_dsn
     from .source import Source
 
     config = load_config(pipeline)
+    check_stages(config)
     out.print(f"{pipeline}: pipeline file is valid")
     if offline:
         return

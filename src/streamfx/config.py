@@ -164,6 +164,14 @@ class SinksConfig(Section):
     parquet: ParquetSinkConfig | None = None
     postgres: PostgresSinkConfig | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _present_means_enabled(cls, data: Any) -> Any:
+        """``postgres:`` with nothing under it enables the sink with its defaults."""
+        if isinstance(data, dict):
+            return {key: {} if value is None else value for key, value in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _some(self) -> SinksConfig:
         if self.parquet is None and self.postgres is None:

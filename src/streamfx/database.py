@@ -122,3 +122,17 @@ def table_columns(conn: Any, schema: str, table: str) -> dict[str, str] | None:
         rows = cur.fetchall()
     conn.commit()
     return dict(rows) if rows else None
+
+
+def primary_key(conn: Any, schema: str, table: str) -> set[str]:
+    """The table's primary-key columns (ids, not sensors, in a wide table)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT k.column_name::text FROM information_schema.table_constraints c"
+            " JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name)"
+            " WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = $1 AND c.table_name = $2",
+            parameters=(schema, table),
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    return {row[0] for row in rows}

@@ -126,10 +126,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_stages(config: PipelineConfig) -> Classifier:
+    """Fail early on a sensor profile or extractor that no installed plugin provides."""
+    get_extractor(config.stages.extract.extractor)
+    return Classifier(config.stages.classify)
+
+
 def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
     """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
-    get_extractor(config.stages.extract.extractor)  # fail before any work when misspelt
-    classifier = Classifier(config.stages.classify)
+    classifier = check_stages(config)
     analyses = analyze_eras(eras, source.era_stats(eras), classifier)
     policy = routing_policy(config.stages.classify.routing)
     routes = [route(a, config.stages.classify.routing, policy) for a in analyses]

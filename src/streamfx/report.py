@@ -2,8 +2,8 @@
 
 Era distribution GPU vs CPU, processing time per era, worker load balance (estimated and
 actual), peak memory per worker and extraction success rate. Written to
-``<parquet path>/runs/<run_id>.json`` (or ``.streamfx/runs/`` without a Parquet sink) and
-into ``streamfx_runs`` / ``streamfx_era_runs`` in the sink's database.
+``<parquet path>/runs/<run_id>.json`` (or ``.streamfx/runs/`` without a Parquet sink) and, with a PostgreSQL sink, into
+``streamfx_runs`` / ``streamfx_era_runs`` beside its features table.
 """
 
 from __future__ import annotations
@@ -210,6 +210,8 @@ def write_report(config: PipelineConfig, dsn: str, summary: RunSummary) -> str:
         Path(config.sinks.parquet.path) / "runs" if config.sinks.parquet else Path(".streamfx/runs")
     )
     path = _write_json(report, folder)
-    schema = config.sinks.postgres.schema_ if config.sinks.postgres else config.source.schema_
+    if not config.sinks.postgres:  # write to the database only where the user asked to
+        return f"report: {path}"
+    schema = config.sinks.postgres.schema_
     _write_tables(report, sink_dsn(config, dsn), schema)
     return f"report: {path} and {schema}.{RUNS_TABLE} / {schema}.{ERA_RUNS_TABLE}"

@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 
 from .config import SourceConfig
-from .database import qualified, quote_ident, table_columns
+from .database import primary_key, qualified, quote_ident, table_columns
 from .errors import StreamfxError
 from .model import READINGS_SCHEMA, Era
 
@@ -87,8 +87,12 @@ class Source:
             for sensor in r.sensors:
                 self._need("source.readings.sensors", r.table, cols, sensor, _NUMERIC_TYPES)
             return list(r.sensors)
-        skip = {r.time_column, r.partition_column}
-        sensors = [c for c, t in cols.items() if t in _NUMERIC_TYPES and c not in skip]
+        skip = {r.time_column, r.partition_column} | primary_key(self.conn, self.schema, r.table)
+        sensors = [
+            c
+            for c, t in cols.items()
+            if t in _NUMERIC_TYPES and c not in skip and c != "id" and not c.endswith("_id")
+        ]
         if not sensors:
             raise StreamfxError(
                 f"source.readings: wide table {self.schema}.{r.table} has no numeric sensor columns"
@@ -173,7 +177,8 @@ class Source:
         """
         r = self.readings
         time = f"r.{quote_ident(r.time_column)}"
-        join = [f"{time} >= e.start", f"{time} < e.stop"]
+        cast = self._time_cast()
+        join = [f"{time} >= e.start::{cast}", f"{time} < e.stop::{cast}"]
         if r.partition_column:
             join.append(f"r.{quote_ident(r.partition_column)}::text = e.part")
         eras_cte = (
@@ -190,7 +195,7 @@ class Source:
         if r.layout == "long":
             sensor = f"r.{quote_ident(r.sensor_column)}::text"
             value = f"r.{quote_ident(r.value_column)}"
-            filters = [_finite(value)]
+            filters = [_finite(value), f"{sensor} IS NOT NULL"]
             if r.sensors is not None:
                 filters.append(f"{sensor} = ANY($5::text[])")
                 params += (list(r.sensors),)
@@ -233,8 +238,7 @@ class Source:
     def read_era(self, era: Era) -> pa.Table:
         """The era's readings in READINGS_SCHEMA; nulls, NaN and infinities dropped."""
         r = self.readings
-        time_type = self.readings_columns[r.time_column]
-        cast = "date" if time_type == "date" else time_type
+        cast = self._time_cast()
         columns = [f"{quote_ident(r.time_column)}::timestamptz AS time"]
         if r.layout == "long":
             columns += [
@@ -273,6 +277,10 @@ class Source:
         self.conn.commit()
         frame = pl.concat(parts) if parts else pl.DataFrame(schema=_POLARS_SCHEMA)
         return frame.sort("sensor", "time").to_arrow().cast(READINGS_SCHEMA)
+
+    def _time_cast(self) -> str:
+        """Era bounds are cast to the time column's own type, so an index on it is used."""
+        return self.readings_columns[self.readings.time_column]
 
     def _normalize(self, frame: pl.DataFrame, era_id: str) -> pl.DataFrame:
         if self.readings.layout == "wide":
