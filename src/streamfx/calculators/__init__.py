@@ -1,0 +1,96 @@
+"""streamfx's own feature calculators: tsfresh's, vectorized over many series at once.
+
+Modeled on tsfresh's ``feature_calculators`` module: one documented function per calculator,
+named as tsfresh names it, giving tsfresh's values. Each takes ``x``, a 2-D array of shape
+(series, samples) holding equal-length series (the extractor buckets series by length), from
+NumPy or CuPy, and is written once against the array API (``xp = array_namespace(x)``), so the
+CPU (NumPy) and the GPU (CuPy) run the same code.
+
+- ``@simple`` calculators return one value per series, shape (series,); parametrised ones take
+  the parameters as keyword arguments, one call per parameter set, like tsfresh's.
+- ``@combiner`` calculators take ``param`` (the list of parameter sets) and return a list of
+  (name suffix, values) pairs, like tsfresh's combiners.
+
+``CALCULATORS`` maps each ported calculator's name to it; anything else falls back to tsfresh.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from array_api_compat import array_namespace
+
+Array = Any  # a NumPy or CuPy array
+
+
+@dataclass(frozen=True)
+class Calculator:
+    name: str
+    fctype: Literal["simple", "combiner"]
+    function: Callable[..., Any]
+
+
+CALCULATORS: dict[str, Calculator] = {}
+
+
+def simple(function: Callable[..., Array]) -> Callable[..., Array]:
+    """Register a calculator that returns one value per series."""
+    CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function)
+    return function
+
+
+def combiner(function: Callable[..., list[tuple[str, Array]]]) -> Callable[..., Any]:
+    """Register a calculator that returns (name suffix, values) pairs for a parameter list."""
+    CALCULATORS[function.__name__] = Calculator(function.__name__, "combiner", function)
+    return function
+
+
+def param_suffix(param: Mapping[str, Any]) -> str:
+    """tsfresh's column suffix for one parameter set: sorted ``key_value`` joined by ``__``."""
+    return "__".join(
+        f'{key}_"{value}"' if isinstance(value, str) else f"{key}_{value}"
+        for key, value in sorted(param.items())
+    )
+
+
+def compute(
+    x: Array, fc_parameters: Mapping[str, list[dict[str, Any]] | None]
+) -> Iterator[tuple[str, Array]]:
+    """Yield (feature name without the sensor prefix, values per series) for ported calculators.
+
+    Calculators in ``fc_parameters`` that are not ported are skipped; see ``split_native``.
+    """
+    for name, params in fc_parameters.items():
+        calculator = CALCULATORS.get(name)
+        if calculator is None:
+            continue
+        if calculator.fctype == "combiner":
+            for suffix, values in calculator.function(x, param=params):
+                yield f"{name}__{suffix}", values
+        elif params:
+            for param in params:
+                yield f"{name}__{param_suffix(param)}", calculator.function(x, **param)
+        else:
+            yield name, calculator.function(x)
+
+
+def split_native(
+    fc_parameters: Mapping[str, list[dict[str, Any]] | None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split settings into (ported to streamfx, left to tsfresh)."""
+    native = {k: v for k, v in fc_parameters.items() if k in CALCULATORS}
+    rest = {k: v for k, v in fc_parameters.items() if k not in CALCULATORS}
+    return native, rest
+
+
+def namespace(x: Array) -> Any:
+    """The array-API namespace of ``x`` (NumPy's or CuPy's)."""
+    return array_namespace(x)
+
+
+# Importing the families registers their calculators.
+for _module in ("statistics", "changes", "spectral", "models"):
+    importlib.import_module(f"{__name__}.{_module}")

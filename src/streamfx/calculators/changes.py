@@ -1,0 +1,3 @@
+"""placeholder: calculators of this family are being ported"""
+
+from __future__ import annotations
