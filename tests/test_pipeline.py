@@ -14,7 +14,7 @@ from streamfx.datasets.aarslev import seed_aarslev
 from streamfx.datasets.demo import DemoTables, seed_demo
 from streamfx.extract import feature_set
 from streamfx.pipeline import run_pipeline
-from streamfx.profiles import REFERENCE_EFFICIENT_SENSORS
+from streamfx.profiles import REFERENCE_EFFICIENT_SENSORS, REFERENCE_GPU_SENSORS
 
 from .conftest import CELLE5
 from .helpers import streamfx, write_pipeline
@@ -106,6 +106,11 @@ def test_values_equal_tsfresh_directly(
     summary = run_pipeline(load_config(path), limit=3)
     assert summary.done >= 2 and not summary.failed
     features = db_features(pg_conn)
+    rolling = features.filter(pl.col("feature").str.starts_with("rolling_"))
+    assert set(rolling["sensor"]) == {  # rolling windows only for GPU-suitable sensors
+        s for s in REFERENCE_GPU_SENSORS if s in set(features["sensor"])
+    }
+    features = features.filter(~pl.col("feature").str.starts_with("rolling_"))
     with pg_conn.cursor() as cur:
         cur.execute(
             "SELECT e.era_id::text AS era_id, r.sensor, r.time, r.value FROM eras e "

@@ -308,7 +308,16 @@ def validate(
 
 @app.command()
 @clean_errors
-def plugins() -> None:
+def plugins(
+    features: Annotated[
+        bool,
+        typer.Option(
+            "--features",
+            help="Also list every calculator of tsfresh's efficient and comprehensive sets and "
+            "whether streamfx computes it natively or falls back to tsfresh.",
+        ),
+    ] = False,
+) -> None:
     """List installed plugins, the hooks they implement, extractors and sensor profiles."""
     from .plugins import extractors, plugin_infos, sensor_profiles
 
@@ -330,6 +339,25 @@ def plugins() -> None:
     for name, profile in sorted(sensor_profiles().items()):
         table.add_row(name, str(len(profile.rules)), profile.description)
     out.print(table)
+    if features:
+        _print_calculators()
+
+
+def _print_calculators() -> None:
+    from .calculators import CALCULATORS
+    from .extract import feature_set
+
+    efficient, comprehensive = feature_set("efficient"), feature_set("comprehensive")
+    table = Table(title="feature calculators (native: streamfx kernels; tsfresh: fallback)")
+    for column in ("calculator", "sets", "features", "engine"):
+        table.add_column(column)
+    for name, params in comprehensive.items():
+        sets = "efficient, comprehensive" if name in efficient else "comprehensive"
+        engine = "native" if name in CALCULATORS else "tsfresh"
+        table.add_row(name, sets, str(len(params) if params else 1), engine)
+    out.print(table)
+    ported = [n for n in efficient if n in CALCULATORS]
+    out.print(f"native: {len(ported)} of {len(efficient)} efficient calculators")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -143,6 +143,14 @@ class ExtractConfig(Section):
     extractor: str = "tsfresh"
     n_jobs: int = Field(4, ge=0)
     selection: SelectionConfig | None = None
+    rolling_windows: list[str] = ["1h", "5h", "24h"]  # GPU-suitable sensors; [] turns it off
+
+    @field_validator("rolling_windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        for window in value:
+            parse_duration(window)
+        return value
 
 
 class StagesConfig(Section):
@@ -184,6 +192,7 @@ class ExecutorConfig(Section):
     cpu_workers: int | None = Field(None, ge=1)  # default: one per core
     gpu_workers: int | None = Field(None, ge=1)  # default: one per GPU
     gpu: Literal["auto", "required", "off"] = "auto"
+    gpu_memory_limit_gb: float = Field(30.0, gt=0)  # capped at the device's memory
     batch_eras: int = Field(8, ge=1)
 
 

@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
+import pyarrow as pa
+from array_api_compat import numpy as array_numpy
 
 from .classify import Classifier
 from .config import PipelineConfig
 from .database import connect
 from .model import FEATURES_SCHEMA, Era, EraFailure, EraResult
 from .plugins import get_extractor
+from .rolling import rolling_features
 from .source import Source
 
 Outcome = EraResult | EraFailure
@@ -56,6 +59,9 @@ class EraWorker:
         self.source = Source(config.source, self.conn)
         self.classifier = Classifier(config.stages.classify)
         self.extractor = get_extractor(spec.extractor)
+        if hasattr(self.extractor, "memory_limit_gb"):  # the GPU extractor's pool cap
+            self.extractor.memory_limit_gb = config.executor.gpu_memory_limit_gb
+        self.rolling_windows = config.stages.extract.rolling_windows
 
     def process(self, era: Era) -> Outcome:
         started = time.perf_counter()
@@ -69,6 +75,15 @@ class EraWorker:
                     self.classifier.fc_parameters(sensors.to_list()),
                     n_jobs=self.spec.n_jobs,
                 )
+                gpu_suitable = [s for s in sensors if self.classifier.sensor_class(s).lane == "gpu"]
+                if self.rolling_windows and gpu_suitable:
+                    rolled = rolling_features(
+                        readings,
+                        gpu_suitable,
+                        self.rolling_windows,
+                        getattr(self.extractor, "xp", array_numpy),
+                    )
+                    features = pa.concat_tables([features, rolled])
         except Exception as exc:  # one bad era must not stop the run
             message = " ".join(f"{type(exc).__name__}: {exc}".split())
             return EraFailure(era, message, time.perf_counter() - started, self.spec.name)

@@ -17,6 +17,8 @@ from .profiles import SensorProfile
 DEFAULT_PLUGINS = (
     "streamfx.profiles",
     "streamfx.extractors.tsfresh",
+    "streamfx.extractors.native",
+    "streamfx.extractors.gpu",
 )
 
 

@@ -1,0 +1,139 @@
+"""The ``native`` extractor: streamfx's own vectorized calculators, tsfresh for the rest.
+
+Readings are sorted into (era, sensor) series and bucketed by length; each bucket is one
+2-D array (series × samples) handed to every ported calculator at once, so there is no Python
+loop per series. Calculators not yet ported (see ``streamfx plugins --features``) are computed
+by tsfresh for the same series, so the result always holds the full feature set.
+The same class runs on the GPU with CuPy as the array module (see ``extractors.gpu``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from array_api_compat import numpy as array_numpy
+
+from ..calculators import compute, split_native
+from ..extract import FCParameters
+from ..hookspecs import hookimpl
+from ..model import FEATURES_SCHEMA
+from .tsfresh import TsfreshExtractor
+
+
+def series_layout(readings: pa.Table) -> tuple[pl.DataFrame, np.ndarray]:
+    """Sort readings into series: (era_id, sensor, offset, length) per series, and the values."""
+    frame = (
+        pl.from_arrow(readings)
+        .lazy()
+        .filter(pl.col("value").is_not_nan())
+        .sort("era_id", "sensor", "time")
+        .collect()
+    )
+    series = (
+        frame.with_row_index("row")
+        .group_by("era_id", "sensor", maintain_order=True)
+        .agg(pl.col("row").first().alias("offset"), pl.len().alias("length"))
+    )
+    return series, frame["value"].to_numpy()
+
+
+class NativeExtractor:
+    """Runs streamfx's calculators with an array module (NumPy here, CuPy on the GPU)."""
+
+    name = "native"
+    description = "streamfx's vectorized calculators (NumPy), tsfresh for calculators not ported"
+
+    def __init__(self, xp: ModuleType = array_numpy) -> None:
+        self.xp = xp
+
+    def to_device(self, values: np.ndarray) -> Any:
+        """Host values -> the array module's memory (a no-op for NumPy)."""
+        return self.xp.asarray(values)
+
+    def extract(
+        self,
+        readings: pa.Table,
+        fc_parameters: Mapping[str, FCParameters],
+        *,
+        n_jobs: int = 0,
+    ) -> pa.Table:
+        """FEATURES_SCHEMA rows for every (era, sensor) series in ``readings``."""
+        wanted = {s: p for s, p in fc_parameters.items() if p}
+        if readings.num_rows == 0 or not wanted:
+            return FEATURES_SCHEMA.empty_table()
+        series, values = series_layout(readings)
+        series = series.filter(pl.col("sensor").is_in(list(wanted)))
+        device_values = self.to_device(values)
+        parts: list[pl.DataFrame] = []
+        fallback: dict[str, FCParameters] = {}
+        # sensors sharing the same settings share every calculator call
+        groups: dict[str, list[str]] = {}
+        for sensor in series["sensor"].unique().to_list():
+            key = json.dumps(wanted[sensor], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(sensor)
+        for sensors in groups.values():
+            native, rest = split_native(wanted[sensors[0]])
+            if rest:
+                fallback.update(dict.fromkeys(sensors, rest))
+            if native:
+                members = series.filter(pl.col("sensor").is_in(sensors))
+                parts += self._compute(members, device_values, native)
+        if fallback:
+            subset = readings.filter(pc.is_in(readings["sensor"], pa.array(list(fallback))))
+            parts.append(pl.from_arrow(TsfreshExtractor().extract(subset, fallback, n_jobs=n_jobs)))
+        if not parts:
+            return FEATURES_SCHEMA.empty_table()
+        return pl.concat(parts).to_arrow().cast(FEATURES_SCHEMA)
+
+    def _compute(
+        self, series: pl.DataFrame, values: Any, settings: dict[str, Any]
+    ) -> list[pl.DataFrame]:
+        xp = self.xp
+        out = []
+        for (length,), bucket in series.group_by("length"):
+            offsets = xp.asarray(bucket["offset"].to_numpy())
+            index = offsets[:, None] + xp.arange(int(length))[None, :]
+            batch = xp.take(values, xp.reshape(index, (-1,)), axis=0)
+            batch = xp.reshape(batch, (bucket.height, int(length)))
+            names, columns = [], []
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for name, column in compute(batch, settings):
+                    names.append(name)
+                    columns.append(xp.astype(xp.asarray(column), xp.float64))
+            matrix = np.asarray(_to_host(xp.stack(columns)))  # features × series
+            out.append(
+                pl.DataFrame(
+                    {
+                        "era_id": np.tile(bucket["era_id"].to_numpy(), len(names)),
+                        "sensor": np.tile(bucket["sensor"].to_numpy(), len(names)),
+                        "feature": np.repeat(np.array(names, dtype=object), bucket.height),
+                        "value": matrix.reshape(-1),
+                    },
+                    schema={
+                        "era_id": pl.String,
+                        "sensor": pl.String,
+                        "feature": pl.String,
+                        "value": pl.Float64,
+                    },
+                )
+            )
+        return out
+
+
+def _to_host(array: Any) -> np.ndarray:
+    get = getattr(array, "get", None)  # CuPy arrays copy back with .get()
+    return get() if callable(get) else np.asarray(array)
+
+
+@hookimpl
+def register_extractors() -> list[NativeExtractor]:
+    return [NativeExtractor()]

@@ -1,0 +1,129 @@
+"""The native and GPU extractors' kernels (on NumPy), rolling windows, and GPU fallbacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from streamfx.calculators import CALCULATORS
+from streamfx.errors import StreamfxError
+from streamfx.extract import feature_set
+from streamfx.extractors.gpu import GpuExtractor
+from streamfx.extractors.native import NativeExtractor
+from streamfx.extractors.tsfresh import TsfreshExtractor
+from streamfx.model import READINGS_SCHEMA
+from streamfx.rolling import rolling_features, window_samples
+
+T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+
+
+def readings(series: dict[tuple[str, str], np.ndarray], step_minutes: float = 5) -> pa.Table:
+    frames = [
+        pl.DataFrame(
+            {
+                "era_id": era,
+                "sensor": sensor,
+                "time": [T0 + dt.timedelta(minutes=step_minutes * i) for i in range(len(values))],
+                "value": values,
+            }
+        )
+        for (era, sensor), values in series.items()
+    ]
+    return pl.concat(frames).to_arrow().cast(READINGS_SCHEMA)
+
+
+def as_dict(table: pa.Table) -> dict[tuple[str, str, str], float]:
+    return {(r["era_id"], r["sensor"], r["feature"]): r["value"] for r in table.to_pylist()}
+
+
+def assert_same(got: pa.Table, expected: pa.Table) -> None:
+    a, b = as_dict(got), as_dict(expected)
+    assert a.keys() == b.keys()
+    for key, want in b.items():
+        if np.isnan(want):
+            assert np.isnan(a[key]), key
+        else:
+            assert a[key] == pytest.approx(want, rel=1e-6, abs=1e-9), key
+
+
+@pytest.fixture(scope="module")
+def demo_readings() -> pa.Table:
+    rng = np.random.default_rng(3)
+    series = {}
+    for era in ("1", "2", "3"):
+        for sensor, n in (("air_temp_c", 144), ("co2_status", 90), ("rain_status", 3)):
+            n = n - int(era)  # different lengths per era: several buckets
+            values = (
+                rng.normal(size=n).cumsum() if sensor == "air_temp_c" else rng.integers(0, 2, n)
+            )
+            series[(era, sensor)] = np.asarray(values, dtype=float)
+    series[("4", "air_temp_c")] = np.full(20, 21.5)  # constant
+    return readings(series)
+
+
+def test_native_equals_tsfresh_efficient(demo_readings: pa.Table) -> None:
+    """The GPU lane's kernels (here on NumPy) and the CPU lane's tsfresh agree exactly."""
+    settings = {
+        "air_temp_c": feature_set("efficient"),
+        "co2_status": feature_set("minimal"),
+        "rain_status": feature_set("efficient"),
+    }
+    native = NativeExtractor().extract(demo_readings, settings)
+    reference = TsfreshExtractor().extract(demo_readings, settings)
+    assert_same(native, reference)
+    assert native.num_rows > 2000
+
+
+def test_gpu_extractor_needs_cupy(demo_readings: pa.Table) -> None:
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(StreamfxError, match="CuPy"):
+            GpuExtractor().extract(demo_readings, {"air_temp_c": feature_set("minimal")})
+    else:  # pragma: no cover - only on GPU machines
+        pytest.skip("CuPy is installed: covered by benchmarks/gpu_check.py")
+
+
+def test_rolling_windows_follow_sampling_interval() -> None:
+    assert window_samples(3600, 600) == 6 and window_samples(3600, 300) == 12
+    hours = 48
+    signal = lambda t: 20 + 5 * np.sin(2 * np.pi * t / 24)  # noqa: E731 - hours -> °C
+    ten = readings({("e", "air_temp_c"): signal(np.arange(0, hours, 1 / 6))}, step_minutes=10)
+    five = readings({("e", "air_temp_c"): signal(np.arange(0, hours, 1 / 12))}, step_minutes=5)
+    a = as_dict(rolling_features(ten, ["air_temp_c"]))
+    b = as_dict(rolling_features(five, ["air_temp_c"]))
+    assert a.keys() == b.keys()
+    assert {k[2].split("__")[0] for k in a} == {
+        f"rolling_{s}_{w}" for s in ("mean", "std") for w in ("1h", "5h", "24h")
+    }
+    for key in a:  # the same duration: means agree closely on a smooth signal
+        if key[2].endswith("__mean") and "rolling_mean" in key[2]:
+            assert a[key] == pytest.approx(b[key], abs=0.05)
+    assert a[("e", "air_temp_c", "rolling_mean_24h__length")] == 48 * 6 - 144 + 1
+    assert b[("e", "air_temp_c", "rolling_mean_24h__length")] == 48 * 12 - 288 + 1
+
+
+def test_rolling_values_equal_pandas() -> None:
+    values = np.random.default_rng(5).normal(400, 3, size=100)
+    got = as_dict(rolling_features(readings({("e", "co2"): values}), ["co2"], ["1h"]))
+    window = pd.Series(values).rolling(12)
+    for stat, rolled in (("mean", window.mean()), ("std", window.std())):
+        rolled = rolled.dropna().to_numpy()
+        expected = {"mean": rolled.mean(), "maximum": rolled.max(), "median": np.median(rolled)}
+        for name, want in expected.items():
+            assert got[("e", "co2", f"rolling_{stat}_1h__{name}")] == pytest.approx(want, rel=1e-9)
+
+
+def test_short_series_get_no_rolling_windows() -> None:
+    table = readings({("e", "air_temp_c"): np.arange(5.0)})  # 25 minutes < 1 h
+    assert rolling_features(table, ["air_temp_c"]).num_rows == 0
+
+
+def test_ported_calculators_are_registered() -> None:
+    assert {"mean", "median", "quantile", "length", "sum_values"} <= set(CALCULATORS)
