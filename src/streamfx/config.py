@@ -193,6 +193,7 @@ class ExecutorConfig(Section):
     gpu_workers: int | None = Field(None, ge=1)  # default: one per GPU
     gpu: Literal["auto", "required", "off"] = "auto"
     gpu_memory_limit_gb: float = Field(30.0, gt=0)  # capped at the device's memory
+    eras_per_pass: int = Field(8, ge=1)  # eras a worker extracts in one call / one transfer
     batch_eras: int = Field(8, ge=1)
 
 

@@ -13,12 +13,13 @@ import multiprocessing as mp
 import queue
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from array_api_compat import numpy as array_numpy
 
 from .classify import Classifier
@@ -41,6 +42,7 @@ class WorkerSpec:
     extractor: str
     eras: tuple[Era, ...]
     n_jobs: int = 0
+    eras_per_pass: int = 1
 
 
 def peak_rss_mb() -> float:
@@ -63,44 +65,65 @@ class EraWorker:
             self.extractor.memory_limit_gb = config.executor.gpu_memory_limit_gb
         self.rolling_windows = config.stages.extract.rolling_windows
 
-    def process(self, era: Era) -> Outcome:
+    def features(self, readings: pa.Table) -> pa.Table:
+        """Features of every (era, sensor) series in ``readings``, rolling windows included."""
+        sensors = pl.from_arrow(readings.select(["sensor"]))["sensor"].unique().sort().to_list()
+        if not sensors:
+            return FEATURES_SCHEMA.empty_table()
+        features = self.extractor.extract(
+            readings, self.classifier.fc_parameters(sensors), n_jobs=self.spec.n_jobs
+        )
+        gpu_suitable = [s for s in sensors if self.classifier.sensor_class(s).lane == "gpu"]
+        if self.rolling_windows and gpu_suitable:
+            xp = getattr(self.extractor, "xp", array_numpy)  # rolling runs where the kernels run
+            rolled = rolling_features(readings, gpu_suitable, self.rolling_windows, xp)
+            features = pa.concat_tables([features, rolled])
+        return features
+
+    def process(self, eras: Sequence[Era]) -> list[Outcome]:
+        """Extract several eras in one pass (one extractor call, one device transfer).
+
+        If the pass fails, each era is retried alone, so one bad era fails by itself.
+        """
         started = time.perf_counter()
         try:
-            readings = self.source.read_era(era)
-            sensors = pl.from_arrow(readings.select(["sensor"]))["sensor"].unique().sort()
-            features = FEATURES_SCHEMA.empty_table()
-            if readings.num_rows:
-                features = self.extractor.extract(
-                    readings,
-                    self.classifier.fc_parameters(sensors.to_list()),
-                    n_jobs=self.spec.n_jobs,
-                )
-                gpu_suitable = [s for s in sensors if self.classifier.sensor_class(s).lane == "gpu"]
-                if self.rolling_windows and gpu_suitable:
-                    rolled = rolling_features(
-                        readings,
-                        gpu_suitable,
-                        self.rolling_windows,
-                        getattr(self.extractor, "xp", array_numpy),
-                    )
-                    features = pa.concat_tables([features, rolled])
-        except Exception as exc:  # one bad era must not stop the run
+            parts = [self.source.read_era(era) for era in eras]
+            features = self.features(pa.concat_tables(parts))
+        except Exception as exc:
+            if len(eras) > 1:
+                return [outcome for era in eras for outcome in self.process([era])]
             message = " ".join(f"{type(exc).__name__}: {exc}".split())
-            return EraFailure(era, message, time.perf_counter() - started, self.spec.name)
-        return EraResult(
-            era=era,
-            readings=readings.num_rows,
-            features=features,
-            seconds=time.perf_counter() - started,
-            sensors={s: self.classifier.sensor_class(s).features for s in sensors},
-            worker=self.spec.name,
-            peak_rss_mb=peak_rss_mb(),
-        )
+            return [EraFailure(eras[0], message, time.perf_counter() - started, self.spec.name)]
+        elapsed = time.perf_counter() - started
+        total = sum(p.num_rows for p in parts) or 1
+        by_era = pl.from_arrow(features).partition_by("era_id", as_dict=True)
+        peak = peak_rss_mb()
+        outcomes: list[Outcome] = []
+        for era, readings in zip(eras, parts, strict=True):
+            era_features = by_era.get((era.id,))
+            sensors = pc.unique(readings["sensor"]).to_pylist()
+            outcomes.append(
+                EraResult(
+                    era=era,
+                    readings=readings.num_rows,
+                    features=(
+                        era_features.to_arrow().cast(FEATURES_SCHEMA)
+                        if era_features is not None
+                        else FEATURES_SCHEMA.empty_table()
+                    ),
+                    seconds=elapsed * readings.num_rows / total,  # the pass, shared by size
+                    sensors={s: self.classifier.sensor_class(s).features for s in sorted(sensors)},
+                    worker=self.spec.name,
+                    peak_rss_mb=peak,
+                )
+            )
+        return outcomes
 
     def run(self) -> Iterator[Outcome]:
+        step = self.spec.eras_per_pass
         try:
-            for era in self.spec.eras:
-                yield self.process(era)
+            for i in range(0, len(self.spec.eras), step):
+                yield from self.process(self.spec.eras[i : i + step])
         finally:
             self.conn.close()
 

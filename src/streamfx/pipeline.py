@@ -193,6 +193,7 @@ def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
                     extractor=GPU_EXTRACTOR if lane == "gpu" else extract.extractor,
                     eras=tuple(analyses[i].era for i in indexes),
                     n_jobs=0 if lane == "gpu" else cpu_jobs,
+                    eras_per_pass=executor.eras_per_pass,
                 )
             )
     planned = [
