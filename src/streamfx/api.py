@@ -24,6 +24,7 @@ import pyarrow as pa
 from .errors import StreamfxError
 from .extract import FCParameters, feature_set
 from .model import READINGS_SCHEMA
+from .plugin_calculators import check_calculators, extract_all
 
 _ID, _ORDER, _KIND, _VALUE, _ERA = "__sfx_id", "__sfx_order", "__sfx_kind", "__sfx_value", "era_id"
 
@@ -86,7 +87,7 @@ def extract_features(
         .to_arrow()
         .cast(READINGS_SCHEMA)
     )
-    features = extractor.extract(readings, fc_parameters, n_jobs=n_jobs)
+    features = extract_all(extractor, readings, fc_parameters, n_jobs=n_jobs)
     wide, names = _to_wide(features, ids, kinds)
     return output(wide.rename({_ID: column_id}), column_id, names)
 
@@ -271,8 +272,6 @@ def _resolve_parameters(
 
 
 def _settings(spec: Any, where: str) -> dict[str, Any]:
-    from tsfresh.feature_extraction import feature_calculators
-
     if not isinstance(spec, str | Mapping):
         raise StreamfxError(
             f"{where}: expected minimal, efficient, comprehensive or a dict of calculators, "
@@ -282,11 +281,7 @@ def _settings(spec: Any, where: str) -> dict[str, Any]:
         settings = feature_set(spec)
     except StreamfxError as exc:
         raise StreamfxError(f"{where}: {exc}") from exc
-    for name in settings:
-        if callable(name):
-            continue
-        if not (isinstance(name, str) and callable(getattr(feature_calculators, name, None))):
-            raise StreamfxError(f"{where}: unknown feature calculator {name!r}")
+    check_calculators(settings, where)
     return settings
 
 

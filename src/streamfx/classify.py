@@ -34,7 +34,7 @@ class Classifier:
 
     def __init__(self, config: ClassifyConfig) -> None:
         rules = [
-            SensorRule(pattern=pattern, lane=rule.lane, features=rule.features)
+            SensorRule(pattern, rule.lane, rule.features, dict(rule.calculators))
             for pattern, rule in config.sensors.items()
         ]
         if config.profile is not None:
@@ -53,8 +53,12 @@ class Classifier:
         return classify_sensor(sensor, self.rules, self.default_features)
 
     def fc_parameters(self, sensors: list[str]) -> dict[str, FCParameters]:
-        """tsfresh-style calculators for each sensor, from its class's feature set."""
-        return {s: _feature_set(self.sensor_class(s).features) for s in sensors}
+        """Calculators for each sensor: its class's feature set plus its rules' extras."""
+        settings = {}
+        for sensor in sensors:
+            cls = self.sensor_class(sensor)
+            settings[sensor] = {**_feature_set(cls.features), **dict(cls.calculators)}
+        return settings
 
 
 @cache

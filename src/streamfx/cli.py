@@ -317,15 +317,28 @@ def plugins(
             "whether streamfx computes it natively or falls back to tsfresh.",
         ),
     ] = False,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(help="Also load the local plugin modules this pipeline file names."),
+    ] = None,
 ) -> None:
-    """List installed plugins, the hooks they implement, extractors and sensor profiles."""
-    from .plugins import extractors, plugin_infos, sensor_profiles
+    """List plugins (name, version, hooks, contributions), extractors, profiles and calculators.
+
+    Plugins come from the `streamfx` entry-point group (pip-installed packages) and from
+    `plugins:` in a pipeline file; STREAMFX_PLUGINS=a,b restricts which third-party ones load.
+    """
+    from .plugins import extractors, feature_calculators, plugin_infos, sensor_profiles
+
+    if pipeline is not None:
+        from .config import load_config
+
+        load_config(pipeline)  # registers its local plugins
 
     table = Table(title="plugins")
-    for column in ("plugin", "version", "hooks"):
+    for column in ("plugin", "version", "hooks", "contributes"):
         table.add_column(column)
     for info in plugin_infos():
-        table.add_row(info.name, info.version, ", ".join(info.hooks))
+        table.add_row(info.name, info.version, ", ".join(info.hooks), ", ".join(info.contributes))
     out.print(table)
     table = Table(title="extractors")
     table.add_column("name")
@@ -339,6 +352,15 @@ def plugins(
     for name, profile in sorted(sensor_profiles().items()):
         table.add_row(name, str(len(profile.rules)), profile.description)
     out.print(table)
+    calculators = feature_calculators()
+    if calculators:
+        table = Table(title="plugin feature calculators")
+        for column in ("name", "kind", "default parameters", "description"):
+            table.add_column(column)
+        for name, calc in sorted(calculators.items()):
+            doc = calc.description or (calc.function.__doc__ or "").strip().split("\n")[0]
+            table.add_row(name, calc.kind, str(calc.params or ""), doc)
+        out.print(table)
     if features:
         _print_calculators()
 

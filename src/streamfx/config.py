@@ -106,6 +106,13 @@ class SourceConfig(Section):
 class SensorRuleConfig(Section):
     lane: Lane | None = None
     features: str | None = None
+    calculators: dict[str, list[dict[str, Any]] | None] = {}
+
+    @field_validator("calculators", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A list of names means each with its default parameters."""
+        return dict.fromkeys(value) if isinstance(value, list) else value
 
     @field_validator("features")
     @classmethod
@@ -144,6 +151,7 @@ class ExtractConfig(Section):
     n_jobs: int = Field(4, ge=0)
     selection: SelectionConfig | None = None
     rolling_windows: list[str] = ["1h", "5h", "24h"]  # GPU-suitable sensors; [] turns it off
+    on_calculator_error: Literal["nan", "fail"] = "nan"  # a plugin calculator raising
 
     @field_validator("rolling_windows")
     @classmethod
@@ -169,6 +177,9 @@ class PostgresSinkConfig(Section):
 
 
 class SinksConfig(Section):
+    """parquet and postgres are built in; other keys name plugin sinks (checked on load)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
     parquet: ParquetSinkConfig | None = None
     postgres: PostgresSinkConfig | None = None
 
@@ -182,9 +193,16 @@ class SinksConfig(Section):
 
     @model_validator(mode="after")
     def _some(self) -> SinksConfig:
-        if self.parquet is None and self.postgres is None:
+        for name, options in self.plugin_sinks().items():
+            if not isinstance(options, dict):
+                raise ValueError(f"sink {name!r}: expected a mapping of options")
+        if self.parquet is None and self.postgres is None and not self.plugin_sinks():
             raise ValueError("configure at least one sink: parquet or postgres")
         return self
+
+    def plugin_sinks(self) -> dict[str, dict[str, Any]]:
+        """Sinks provided by plugins: name -> options."""
+        return dict(self.model_extra or {})
 
 
 class ExecutorConfig(Section):
@@ -199,6 +217,7 @@ class ExecutorConfig(Section):
 
 class PipelineConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    plugins: list[Path] = []  # plugin module files, relative to the pipeline file
     source: SourceConfig
     stages: StagesConfig = StagesConfig()
     sinks: SinksConfig
@@ -264,10 +283,27 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise StreamfxError(f"{path}: the file is empty; expected keys name, source and sinks")
     if not isinstance(data, dict):
         raise StreamfxError(f"{path}: expected a mapping with keys name, source and sinks")
+    if isinstance(data.get("plugins"), list):  # relative to the pipeline file, not the cwd
+        data["plugins"] = [
+            str((path.parent / p).resolve()) if isinstance(p, str) else p for p in data["plugins"]
+        ]
     try:
-        return PipelineConfig.model_validate(data)
+        config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         # Unknown keys first: a misspelt key also makes the intended one look missing.
         errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise StreamfxError(f"{path}: {_describe(errors[0], data)}{more}") from None
+    from .plugins import load_local_plugins, sink_plugins
+
+    load_local_plugins(config.plugins)
+    unknown = set(config.sinks.plugin_sinks()) - set(sink_plugins())
+    if unknown:
+        name = sorted(unknown)[0]
+        known = ["parquet", "postgres", *sorted(sink_plugins())]
+        hint = difflib.get_close_matches(name, known, n=1)
+        raise StreamfxError(
+            f"{path}: sinks: unknown sink {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else f" (available: {', '.join(known)})")
+        )
+    return config

@@ -26,7 +26,8 @@ from .classify import Classifier
 from .config import PipelineConfig
 from .database import connect
 from .model import FEATURES_SCHEMA, Era, EraFailure, EraResult
-from .plugins import get_extractor
+from .plugin_calculators import extract_all
+from .plugins import get_extractor, load_local_plugins
 from .rolling import rolling_features
 from .source import Source
 
@@ -56,6 +57,7 @@ class EraWorker:
     """Everything one worker needs to turn an era into features: connection, source, extractor."""
 
     def __init__(self, config: PipelineConfig, dsn: str, spec: WorkerSpec) -> None:
+        load_local_plugins(config.plugins)  # a spawned worker starts with built-ins only
         self.spec = spec
         self.conn = connect(dsn)
         self.source = Source(config.source, self.conn)
@@ -64,14 +66,21 @@ class EraWorker:
         if hasattr(self.extractor, "memory_limit_gb"):  # the GPU extractor's pool cap
             self.extractor.memory_limit_gb = config.executor.gpu_memory_limit_gb
         self.rolling_windows = config.stages.extract.rolling_windows
+        self.on_calculator_error = config.stages.extract.on_calculator_error
+        self.warnings: list[str] = []
 
     def features(self, readings: pa.Table) -> pa.Table:
         """Features of every (era, sensor) series in ``readings``, rolling windows included."""
         sensors = pl.from_arrow(readings.select(["sensor"]))["sensor"].unique().sort().to_list()
         if not sensors:
             return FEATURES_SCHEMA.empty_table()
-        features = self.extractor.extract(
-            readings, self.classifier.fc_parameters(sensors), n_jobs=self.spec.n_jobs
+        features = extract_all(
+            self.extractor,
+            readings,
+            self.classifier.fc_parameters(sensors),
+            n_jobs=self.spec.n_jobs,
+            on_error=self.on_calculator_error,
+            warnings_out=self.warnings,
         )
         gpu_suitable = [s for s in sensors if self.classifier.sensor_class(s).lane == "gpu"]
         if self.rolling_windows and gpu_suitable:
@@ -86,6 +95,7 @@ class EraWorker:
         If the pass fails, each era is retried alone, so one bad era fails by itself.
         """
         started = time.perf_counter()
+        self.warnings.clear()
         try:
             parts = [self.source.read_era(era) for era in eras]
             features = self.features(pa.concat_tables(parts))
@@ -115,6 +125,7 @@ class EraWorker:
                     sensors={s: self.classifier.sensor_class(s).features for s in sorted(sensors)},
                     worker=self.spec.name,
                     peak_rss_mb=peak,
+                    warnings=[w for w in self.warnings if f" on era {era.id}, " in w],
                 )
             )
         return outcomes

@@ -7,8 +7,9 @@ of its feature set. Extractors register through the ``register_extractors`` hook
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
@@ -56,3 +57,45 @@ def feature_set(spec: str | FCParameters) -> dict[str, list[dict[str, Any]] | No
             f"unknown feature set {spec!r}: expected one of {', '.join(sets)} or a dict of calculators"
         )
     return dict(sets[spec]())
+
+
+@dataclass(frozen=True)
+class FeatureCalculator:
+    """A feature calculator contributed by a plugin (``register_feature_calculators`` hook).
+
+    Use its ``name`` in any feature set like a tsfresh calculator (in pipeline.yaml sensor
+    rules, or in ``streamfx.extract_features`` settings dicts); ``params`` is the default
+    parameter grid when a set names it without parameters.
+
+    - ``kind="series"``: ``function(values, times, **param) -> float`` on one series (float64
+      values and datetime64[us] UTC times, sorted by time).
+    - ``kind="batch"``: ``function(x, **param) -> array`` on a 2-D array of equal-length series
+      (NumPy), one value per row.
+
+    Feature names follow tsfresh: ``name`` or ``name__key_value__...`` for each parameter set.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    params: list[dict[str, Any]] | None = None
+    kind: Literal["series", "batch"] = "series"
+    description: str = ""
+
+
+def split_plugin_calculators(
+    fc_parameters: Mapping[str, FCParameters],
+    calculators: Mapping[str, FeatureCalculator],
+) -> tuple[dict[str, FCParameters], dict[str, FCParameters]]:
+    """Split each sensor's settings into (built-in tsfresh calculators, plugin calculators)."""
+    builtin: dict[str, FCParameters] = {}
+    plugin: dict[str, FCParameters] = {}
+    for sensor, settings in fc_parameters.items():
+        mine = {k: v for k, v in settings.items() if isinstance(k, str) and k in calculators}
+        rest = {k: v for k, v in settings.items() if k not in mine}
+        if rest:
+            builtin[sensor] = rest
+        if mine:
+            plugin[sensor] = {
+                k: (v if v is not None else calculators[k].params) for k, v in mine.items()
+            }
+    return builtin, plugin

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .extract import Extractor
+    from .extract import Extractor, FeatureCalculator
     from .profiles import SensorProfile
+    from .sinks import SinkPlugin
 
 hookspec = pluggy.HookspecMarker("streamfx")
 hookimpl = pluggy.HookimplMarker("streamfx")
@@ -33,4 +34,21 @@ def register_sensor_profiles() -> list[SensorProfile]:
 
     The pipeline uses the one named in ``stages.classify.profile``; rules in the YAML file
     take precedence over the profile's.
+    """
+
+
+@hookspec
+def register_feature_calculators() -> list[FeatureCalculator]:
+    """Return feature calculators (``streamfx.extract.FeatureCalculator``) this plugin provides.
+
+    Their names become usable in any feature set: in pipeline.yaml sensor rules
+    (``calculators:``) and in ``streamfx.extract_features`` settings dicts.
+    """
+
+
+@hookspec
+def register_sinks() -> list[SinkPlugin]:
+    """Return sink types (``streamfx.sinks.SinkPlugin``) this plugin provides.
+
+    A sink named ``x`` is configured under ``sinks: {x: {...options}}`` in pipeline.yaml.
     """

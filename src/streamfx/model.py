@@ -50,6 +50,7 @@ class EraResult:
     sensors: dict[str, str] = field(default_factory=dict)  # sensor -> feature set used
     worker: str = "main"
     peak_rss_mb: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # e.g. a plugin calculator that raised
 
     @property
     def empty(self) -> bool:

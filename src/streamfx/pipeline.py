@@ -18,8 +18,8 @@ from .errors import StreamfxError
 from .executor import LocalExecutor, WorkerSpec
 from .gpu import gpu_devices
 from .model import Era, EraFailure, EraResult
-from .plugins import extractors, get_extractor
-from .sinks import Sink
+from .plugins import extractors, feature_calculators, get_extractor, sink_plugins
+from .sinks import Sink, SinkContext
 from .source import Source
 
 Notify = Callable[[str], None]
@@ -52,17 +52,15 @@ def seed_demo_if_missing(config: PipelineConfig, conn: Any, notify: Notify) -> b
         partition_column=r.partition_column or "compartment_id",
         sensor_column=r.sensor_column,
         value_column=r.value_column,
-        eras_table=e.table or "eras",
+        eras_table=e.table,
         era_id_column=e.id_column,
         era_start_column=e.start_column,
         era_end_column=e.end_column,
         era_partition_column=e.partition_column or "compartment_id",
     )
     counts = seed_demo(conn, tables)
-    notify(
-        f"seeded demo data: {counts['readings']:,} readings in {src.schema_}.{r.table}, "
-        f"{counts['eras']} eras in {src.schema_}.{tables.eras_table}"
-    )
+    eras = f", {counts['eras']} eras in {src.schema_}.{e.table}" if e.table else ""
+    notify(f"seeded demo data: {counts['readings']:,} readings in {src.schema_}.{r.table}{eras}")
     return True
 
 
@@ -127,9 +125,20 @@ def available_cores() -> int:
 
 
 def check_stages(config: PipelineConfig) -> Classifier:
-    """Fail early on a sensor profile or extractor that no installed plugin provides."""
+    """Fail early on a profile, extractor or calculator that no installed plugin provides.
+
+    Calling every hook here also surfaces broken plugins before any work starts.
+    """
+    from .plugin_calculators import check_calculators
+
     get_extractor(config.stages.extract.extractor)
-    return Classifier(config.stages.classify)
+    feature_calculators()
+    for pattern, rule in config.stages.classify.sensors.items():
+        check_calculators(rule.calculators, f"stages.classify.sensors.{pattern}.calculators")
+    classifier = Classifier(config.stages.classify)
+    for rule in classifier.rules:  # a profile's extra calculators must exist too
+        check_calculators(rule.calculators, f"sensor profile rule {rule.pattern!r}")
+    return classifier
 
 
 def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
@@ -242,6 +251,23 @@ def build_sinks(config: PipelineConfig, dsn: str, run_id: str) -> list[Sink]:
         sinks.append(
             PostgresSink(sink_dsn(config, dsn), schema=pg.schema_, table=pg.table, run_id=run_id)
         )
+    plugins = sink_plugins()
+    context = SinkContext(pipeline=config.name, run_id=run_id, dsn=dsn)
+    for name, options in config.sinks.plugin_sinks().items():
+        try:
+            sink = plugins[name].create(dict(options), context)
+        except StreamfxError as exc:
+            raise StreamfxError(f"sinks.{name}: {exc}") from exc
+        except Exception as exc:
+            raise StreamfxError(
+                f"plugin sink {name!r} failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(sink, Sink):
+            raise StreamfxError(
+                f"plugin sink {name!r} returned {type(sink).__name__}: expected a Sink "
+                "(name, write, close)"
+            )
+        sinks.append(sink)
     return sinks
 
 
@@ -266,6 +292,7 @@ class EraRecord:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -367,6 +394,9 @@ def run_pipeline(
                 record.readings = outcome.readings
                 record.features = outcome.features.num_rows
                 record.peak_rss_mb = outcome.peak_rss_mb
+                record.warnings = outcome.warnings
+                for warning in outcome.warnings:
+                    notify(f"warning: {warning}")
                 batch.append(outcome)
                 if len(batch) >= config.executor.batch_eras:
                     flush()

@@ -12,9 +12,9 @@ registers through the same hook as third-party profiles.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from .hookspecs import hookimpl
 
@@ -29,6 +29,8 @@ class SensorRule:
     pattern: str
     lane: Lane | None = None
     features: str | None = None
+    #: extra calculators (a plugin's or tsfresh's) -> parameter sets (None: the defaults)
+    calculators: Mapping[str, list[dict[str, Any]] | None] = field(default_factory=dict)
 
     def matches(self, sensor: str) -> bool:
         return fnmatch.fnmatchcase(sensor, self.pattern)
@@ -49,22 +51,27 @@ class SensorClass:
 
     lane: Lane | None
     features: str
+    calculators: tuple[tuple[str, Any], ...] = ()  # (name, parameter sets) from every match
 
 
 def classify_sensor(
     sensor: str, rules: Iterable[SensorRule], default_features: str = "minimal"
 ) -> SensorClass:
-    """Resolve one sensor against rules in precedence order (first match per attribute wins)."""
+    """Resolve one sensor against rules in precedence order (first match per attribute wins;
+    extra calculators accumulate over all matching rules)."""
     lane: Lane | None = None
     features: str | None = None
+    calculators: dict[str, Any] = {}
     for rule in rules:
         if not rule.matches(sensor):
             continue
         lane = lane or rule.lane
         features = features or rule.features
-        if lane and features:
-            break
-    return SensorClass(lane=lane, features=features or default_features)
+        for name, params in rule.calculators.items():
+            calculators.setdefault(name, params)  # earlier rules (the YAML file's) win
+    return SensorClass(
+        lane=lane, features=features or default_features, calculators=tuple(calculators.items())
+    )
 
 
 def _rules(lane: Lane | None, features: str | None, sensors: Sequence[str]) -> list[SensorRule]:

@@ -93,6 +93,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "workers": workers,
         "balance": balance,
         "features": summary.features,
+        "warnings": sum(len(r.warnings) for r in records),
         "rows_written": summary.rows_written,
         "eras_detail": [
             {
@@ -110,6 +111,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "seconds": round(r.seconds, 4),
                 "peak_rss_mb": round(r.peak_rss_mb, 1),
                 "error": r.error,
+                "warnings": r.warnings,
             }
             for r in records
         ],

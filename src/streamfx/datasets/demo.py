@@ -44,7 +44,7 @@ class DemoTables:
     partition_column: str = "compartment_id"
     sensor_column: str = "sensor"
     value_column: str = "value"  # long layout only
-    eras_table: str = "eras"
+    eras_table: str | None = "eras"  # None: readings only (fixed-window pipelines)
     era_id_column: str = "era_id"
     era_start_column: str = "start_time"
     era_end_column: str = "end_time"
@@ -289,12 +289,10 @@ def seed_demo(
     if len(columns) != readings.width or len(era_columns) != eras.width:
         raise StreamfxError("the demo tables' column names must differ from each other")
     era_index = (t.era_partition_column, t.era_start_column)
-    _seed(
-        conn,
-        "demo dataset",
-        [
-            (t.schema, t.readings_table, columns, readings.to_arrow(), index, replace),
-            (t.schema, t.eras_table, era_columns, eras.to_arrow(), era_index, replace),
-        ],
-    )
-    return {"readings": readings.height, "eras": eras.height}
+    tables_to_seed = [(t.schema, t.readings_table, columns, readings.to_arrow(), index, replace)]
+    if t.eras_table is not None:  # None: the pipeline uses fixed windows, no era table
+        tables_to_seed.append(
+            (t.schema, t.eras_table, era_columns, eras.to_arrow(), era_index, replace)
+        )
+    _seed(conn, "demo dataset", tables_to_seed)
+    return {"readings": readings.height, "eras": eras.height if t.eras_table else 0}

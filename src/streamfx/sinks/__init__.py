@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from ..model import EraResult
 
@@ -21,3 +22,25 @@ class Sink(Protocol):
     def close(self) -> str:
         """Finish the run (compose final files, release connections); say where output is."""
         ...
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a plugin sink gets to know about the run it writes for."""
+
+    pipeline: str
+    run_id: str
+    dsn: str  # the source database (for sinks that write next to it)
+
+
+@dataclass(frozen=True)
+class SinkPlugin:
+    """A sink type contributed by a plugin: ``create(options, context)`` returns a ``Sink``.
+
+    ``options`` is the mapping under ``sinks.<name>`` in pipeline.yaml; raise
+    ``streamfx.errors.StreamfxError`` for a bad option, naming it.
+    """
+
+    name: str
+    create: Callable[[dict[str, Any], SinkContext], Sink]
+    description: str = ""

@@ -1,0 +1,70 @@
+"""Parity of the changes calculators with tsfresh."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .parity import assert_parity, efficient, standard_cases
+
+NAMES = (
+    "mean_abs_change",
+    "mean_change",
+    "mean_second_derivative_central",
+    "absolute_sum_of_changes",
+    "longest_strike_below_mean",
+    "longest_strike_above_mean",
+    "last_location_of_maximum",
+    "first_location_of_maximum",
+    "last_location_of_minimum",
+    "first_location_of_minimum",
+    "time_reversal_asymmetry_statistic",
+    "c3",
+    "cid_ce",
+    "number_crossing_m",
+    "number_peaks",
+    "change_quantiles",
+    "energy_ratio_by_chunks",
+    "autocorrelation",
+    "agg_autocorrelation",
+    "partial_autocorrelation",
+    "lempel_ziv_complexity",
+    "permutation_entropy",
+)
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+small_int = st.integers(-3, 3).map(float)
+values = st.one_of(
+    st.lists(finite, min_size=1, max_size=60),
+    st.lists(small_int, min_size=1, max_size=60),
+)
+
+
+def test_changes_parity() -> None:
+    assert assert_parity(efficient(*NAMES), standard_cases()) > 1000
+
+
+def test_changes_parity_edge_cases() -> None:
+    rng = np.random.default_rng(11)
+    cases = [
+        np.full(7, 0.1),  # constant whose mean is not exact
+        np.full(12, 1e-3),
+        np.array([0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0]),
+        np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]),  # peaks and crossings
+        np.array([3.0, 1.0, 2.0]),
+        np.array([2.0, 2.0, 2.0, 5.0]),
+        np.arange(25.0),
+        np.arange(25.0)[::-1].copy(),
+        rng.normal(size=10) * 1e-5,  # variance below autocorrelation's cut-offs
+        rng.normal(size=1500).cumsum(),  # statsmodels' acf switches to FFT above 1250
+        rng.integers(0, 3, size=400).astype(float),  # many tied ordinal patterns
+        np.round(rng.normal(size=300).cumsum(), 1),
+    ]
+    assert_parity(efficient(*NAMES), cases)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(values, min_size=1, max_size=5))
+def test_changes_parity_hypothesis(series: list[list[float]]) -> None:
+    assert_parity(efficient(*NAMES), [np.array(s) for s in series])
