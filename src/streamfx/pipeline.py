@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import time
 import uuid
@@ -10,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .balance import lpt
 from .classify import Classifier, EraAnalysis, Route, analyze_eras, route, routing_policy
 from .config import PipelineConfig
@@ -231,7 +234,38 @@ def plan_pipeline(
 # -- running ------------------------------------------------------------------------------
 
 
-def build_sinks(config: PipelineConfig, dsn: str, run_id: str) -> list[Sink]:
+def feature_fingerprint(config: PipelineConfig, classifier: Classifier) -> str:
+    """A hash of everything that decides an era's features: readings, sensor classes (YAML and
+    profile rules), extractor settings and the streamfx version. Executor and sink settings are
+    left out: changing worker counts must not recompute anything."""
+    extract = config.stages.extract.model_dump(mode="json", exclude={"n_jobs", "selection"})
+    blob = json.dumps(
+        {
+            "version": __version__,
+            "readings": config.source.readings.model_dump(mode="json"),
+            "schema": config.source.schema_,
+            "classify": config.stages.classify.model_dump(mode="json"),
+            "rules": [repr(rule) for rule in classifier.rules],
+            "extract": extract,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def already_done(sinks: Sequence[Sink]) -> set[str]:
+    """Eras every sink already holds with the current fingerprint (resume skips them)."""
+    done: set[str] | None = None
+    for sink in sinks:
+        reader = getattr(sink, "done_eras", None)
+        if reader is None:  # a sink that cannot tell: recompute everything
+            return set()
+        done = reader() if done is None else done & reader()
+    return done or set()
+
+
+def build_sinks(config: PipelineConfig, dsn: str, run_id: str, fingerprint: str = "") -> list[Sink]:
     from .sinks.parquet import ParquetSink
     from .sinks.postgres import PostgresSink
 
@@ -244,12 +278,20 @@ def build_sinks(config: PipelineConfig, dsn: str, run_id: str) -> list[Sink]:
                 pipeline=config.name,
                 run_id=run_id,
                 variance_threshold=selection.variance_threshold if selection else None,
+                fingerprint=fingerprint,
             )
         )
     if config.sinks.postgres:
         pg = config.sinks.postgres
         sinks.append(
-            PostgresSink(sink_dsn(config, dsn), schema=pg.schema_, table=pg.table, run_id=run_id)
+            PostgresSink(
+                sink_dsn(config, dsn),
+                schema=pg.schema_,
+                table=pg.table,
+                run_id=run_id,
+                pipeline=config.name,
+                fingerprint=fingerprint,
+            )
         )
     plugins = sink_plugins()
     context = SinkContext(pipeline=config.name, run_id=run_id, dsn=dsn)
@@ -282,7 +324,7 @@ class EraRecord:
     """One era's fate in a run, for the summary and the run report."""
 
     era: Era
-    status: str  # done | skipped | failed
+    status: str  # done | skipped | failed | resumed (done by an earlier run)
     lane: str | None
     rule: str
     worker: str | None
@@ -326,6 +368,10 @@ class RunSummary:
         return [r.era.id for r in self.records.values() if r.status == "skipped"]
 
     @property
+    def resumed(self) -> int:
+        return self.count("resumed")
+
+    @property
     def failed(self) -> list[EraRecord]:
         return [r for r in self.records.values() if r.status == "failed"]
 
@@ -343,34 +389,62 @@ def run_pipeline(
     *,
     era_ids: Sequence[str] | None = None,
     limit: int | None = None,
+    force: bool = False,
     notify: Notify = lambda _: None,
     on_era: Callable[[Era, str], None] = lambda era, status: None,
     on_eras: Callable[[int], None] = lambda total: None,
 ) -> RunSummary:
-    """Run the whole pipeline; per-era problems are collected, input problems raise."""
+    """Run the whole pipeline; per-era problems are collected, input problems raise.
+
+    Eras that every sink already holds with the same feature fingerprint are skipped
+    (resume); ``force`` recomputes them.
+    """
     from .report import write_report
 
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-    dsn, plan = plan_pipeline(config, era_ids=era_ids, limit=limit, notify=notify)
+    dsn, conn, source = open_source(config, notify)
+    sinks: list[Sink] = []
+    try:
+        eras = select_eras(source.list_eras(), era_ids, limit)
+        fingerprint = feature_fingerprint(config, check_stages(config))
+        sinks = build_sinks(config, dsn, run_id, fingerprint)
+        done = set() if force else already_done(sinks)
+        plan = make_plan(config, source, [era for era in eras if era.id not in done])
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    finally:
+        conn.close()
     for notice in plan.notices:
         notify(notice)
-    summary = RunSummary(run_id, config.name, config.fingerprint(), now, plan)
-    for p in plan.eras:
-        summary.records[p.analysis.era.id] = EraRecord(
-            era=p.analysis.era,
-            status="skipped" if p.lane is None else "pending",
-            lane=p.lane,
-            rule=p.route.rule,
-            worker=p.worker,
-            estimated_cost=p.analysis.estimated_cost,
+    resumed = sum(era.id in done for era in eras)
+    if resumed:
+        notify(
+            f"{resumed} eras already done with this configuration: not recomputed (--force does)"
         )
-    on_eras(len(plan.eras))
+    summary = RunSummary(run_id, config.name, fingerprint, now, plan)
+    planned = {p.analysis.era.id: p for p in plan.eras}
+    for era in eras:  # in time order
+        p = planned.get(era.id)
+        summary.records[era.id] = (
+            EraRecord(era, "resumed", None, "already done", None, 0.0)
+            if p is None
+            else EraRecord(
+                era=era,
+                status="skipped" if p.lane is None else "pending",
+                lane=p.lane,
+                rule=p.route.rule,
+                worker=p.worker,
+                estimated_cost=p.analysis.estimated_cost,
+            )
+        )
+    on_eras(len(summary.records))
     for record in summary.records.values():
-        if record.status == "skipped":
-            on_era(record.era, "skipped")
-    sinks = build_sinks(config, dsn, run_id)
+        if record.status in ("skipped", "resumed"):
+            on_era(record.era, record.status)
     batch: list[EraResult] = []
 
     def flush() -> None:
@@ -404,6 +478,11 @@ def run_pipeline(
         if batch:
             flush()
     finally:
+        failures = [(r.era.id, r.error or "", r.worker) for r in summary.failed]
+        for sink in sinks:
+            recorder = getattr(sink, "record_failures", None)
+            if recorder is not None and failures:
+                recorder(failures)
         summary.outputs = [sink.close() for sink in sinks]
         summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in executor.reports.items()}
         summary.seconds = time.perf_counter() - started

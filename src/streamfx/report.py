@@ -73,6 +73,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
             "done": done,
             "skipped": len(summary.skipped),
             "failed": failed,
+            "resumed": summary.resumed,
         },
         "success_rate": round(done / (done + failed), 4) if done + failed else None,
         "distribution": {

@@ -22,6 +22,8 @@ from ..model import EraResult
 FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
 PARTS_DIR = "parts"
+FINGERPRINT_KEY = "streamfx.fingerprint"
+ERA_KEY = "streamfx.era_id"
 
 #: The per-era columns that come first in every part and in the final table.
 ERA_SCHEMA: dict[str, pl.DataType] = {
@@ -63,11 +65,12 @@ def _atomic_write(target: Path, write) -> None:
         raise
 
 
-def _write_parquet(frame: pl.DataFrame, file: Path) -> None:
+def _write_parquet(frame: pl.DataFrame, file: Path, metadata: dict[str, str] | None = None) -> None:
     """Plain Arrow types (string, not large_string/view) so every reader sees the same schema."""
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     schema = pa.schema(
-        [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+        [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
+        metadata=metadata,
     )
     pq.write_table(table.cast(schema), file, compression="zstd")
 
@@ -116,8 +119,10 @@ class ParquetSink:
         pipeline: str,
         run_id: str,
         variance_threshold: float | None = None,
+        fingerprint: str = "",
     ) -> None:
         self.path = Path(path)
+        self.fingerprint = fingerprint
         self.pipeline = pipeline
         self.run_id = run_id
         self.variance_threshold = variance_threshold
@@ -128,13 +133,36 @@ class ParquetSink:
         return self.parts / f"{safe_name(era_id)}.parquet"
 
     def write(self, results: Sequence[EraResult]) -> int:
-        rows = [(self.part_path(result.era.id), era_row(result)) for result in results]
-        for target, frame in rows:
-            _atomic_write(target, lambda tmp, f=frame: _write_parquet(f, tmp))
+        rows = [(result.era.id, era_row(result)) for result in results]
+        for era_id, frame in rows:
+            metadata = {FINGERPRINT_KEY: self.fingerprint, ERA_KEY: era_id}
+            _atomic_write(
+                self.part_path(era_id), lambda tmp, f=frame, m=metadata: _write_parquet(f, tmp, m)
+            )
         return len(rows)
 
+    def _parts(self) -> dict[Path, tuple[str, str]]:
+        """Each part file -> (era_id, fingerprint), from its Parquet metadata (no data read)."""
+        found = {}
+        for file in self.parts.glob("*.parquet"):
+            meta = pq.read_schema(file).metadata or {}
+            era = meta.get(ERA_KEY.encode(), b"").decode()
+            found[file] = (era, meta.get(FINGERPRINT_KEY.encode(), b"").decode())
+        return found
+
+    def done_eras(self) -> set[str]:
+        """Eras whose part was written by a pipeline with the same feature fingerprint."""
+        return {era for era, fp in self._parts().values() if fp == self.fingerprint}
+
     def _compose(self) -> pl.DataFrame:
-        files = sorted(self.parts.glob("*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        """All current parts; parts of an earlier, different configuration are removed."""
+        files = []
+        for file, (_, fingerprint) in self._parts().items():
+            if fingerprint == self.fingerprint:
+                files.append(file)
+            else:
+                file.unlink()  # stale: computed with other features, sensors or profiles
+        files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
         empty = pl.DataFrame(schema=ERA_SCHEMA)
         if not files:
             return empty
