@@ -75,36 +75,38 @@ def _write_parquet(frame: pl.DataFrame, file: Path, metadata: dict[str, str] | N
     pq.write_table(table.cast(schema), file, compression="zstd")
 
 
-def era_row(result: EraResult) -> pl.DataFrame:
-    """One era as one wide row: era columns, then one float64 column per ``sensor__feature``."""
+def era_part(result: EraResult) -> pl.DataFrame:
+    """One era in long form: era columns, then (name, value) per ``sensor__feature``.
+
+    Parts stay long so composing many eras costs memory in proportion to their values, not to
+    eras × columns; the wide table is pivoted once, on close.
+    """
     era = result.era
-    head = pl.DataFrame(
-        {
-            "era_id": [era.id],
-            "partition": [era.partition],
-            "start": [_utc(era.start)],
-            "end": [_utc(era.end)],
-            "readings": [result.readings],
-        },
-        schema=ERA_SCHEMA,
-    )
     long = pl.from_arrow(result.features.select(["sensor", "feature", "value"]))
     assert isinstance(long, pl.DataFrame)
-    if long.height == 0:
-        return head
     long = long.select(
-        name=pl.col("sensor") + "__" + pl.col("feature"),
-        value=pl.col("value").cast(pl.Float64),
-        _row=pl.lit(0, pl.Int8),
+        name=pl.col("sensor") + "__" + pl.col("feature"), value=pl.col("value").cast(pl.Float64)
     )
+    if long["name"].null_count():
+        raise StreamfxError(f"era {era.id!r}: features with a null sensor or feature name")
     duplicated = long.filter(pl.col("name").is_duplicated())["name"]
     if duplicated.len():
         raise StreamfxError(f"era {era.id!r}: duplicate feature {duplicated[0]!r}")
-    if long["name"].null_count():
-        raise StreamfxError(f"era {era.id!r}: features with a null sensor or feature name")
-    wide = long.pivot(on="name", index="_row", values="value").drop("_row")
-    wide = wide.select(sorted(wide.columns))
-    return pl.concat([head, wide], how="horizontal")
+    if long.height == 0:  # an era without features still gets its row
+        long = pl.DataFrame({"name": [None], "value": [None]}, schema=PART_VALUES)
+    head = {
+        "era_id": era.id,
+        "partition": era.partition,
+        "start": _utc(era.start),
+        "end": _utc(era.end),
+        "readings": result.readings,
+    }
+    return long.select(
+        *(pl.lit(v, ERA_SCHEMA[k]).alias(k) for k, v in head.items()), "name", "value"
+    )
+
+
+PART_VALUES = {"name": pl.String(), "value": pl.Float64()}
 
 
 class ParquetSink:
@@ -133,7 +135,7 @@ class ParquetSink:
         return self.parts / f"{safe_name(era_id)}.parquet"
 
     def write(self, results: Sequence[EraResult]) -> int:
-        rows = [(result.era.id, era_row(result)) for result in results]
+        rows = [(result.era.id, era_part(result)) for result in results]
         for era_id, frame in rows:
             metadata = {FINGERPRINT_KEY: self.fingerprint, ERA_KEY: era_id}
             _atomic_write(
@@ -163,14 +165,18 @@ class ParquetSink:
             else:
                 file.unlink()  # stale: computed with other features, sensors or profiles
         files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
-        empty = pl.DataFrame(schema=ERA_SCHEMA)
         if not files:
-            return empty
-        table = pl.concat(
-            [empty, *(pl.read_parquet(file) for file in files)], how="diagonal_relaxed"
-        )
+            return pl.DataFrame(schema=ERA_SCHEMA)
+        long = pl.concat([pl.read_parquet(file) for file in files], how="vertical_relaxed")
         # Parts are unique per era_id by name; keep the newest should two ever collide.
-        table = table.unique(subset="era_id", keep="last", maintain_order=True)
+        eras = long.select(*ERA_SCHEMA).unique(subset="era_id", keep="last", maintain_order=True)
+        values = long.filter(pl.col("name").is_not_null()).unique(
+            subset=["era_id", "name"], keep="last", maintain_order=True
+        )
+        table = eras
+        if values.height:
+            wide = values.pivot(on="name", index="era_id", values="value")
+            table = eras.join(wide, on="era_id", how="left", maintain_order="left")
         features = sorted(c for c in table.columns if c not in ERA_SCHEMA)
         return table.select(
             *(pl.col(c).cast(t) for c, t in ERA_SCHEMA.items()),
