@@ -1,0 +1,64 @@
+"""Parity of the spectral calculators with tsfresh."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .parity import assert_parity, efficient, standard_cases
+
+NAMES = (
+    "fft_coefficient",
+    "fft_aggregated",
+    "spkt_welch_density",
+    "cwt_coefficients",
+    "number_cwt_peaks",
+    "fourier_entropy",
+)
+# fft_coefficient's 400 columns dominate tsfresh's time; the hypothesis tests check its four
+# attributes on the first coefficients and the rest on all their parameter sets.
+LIGHT = {
+    **efficient(*NAMES[1:]),
+    "fft_coefficient": [
+        {"coeff": c, "attr": a} for a in ("real", "imag", "abs", "angle") for c in range(8)
+    ],
+}
+
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+small_int = st.integers(-3, 3).map(float)
+
+
+def test_spectral_parity() -> None:
+    assert assert_parity(efficient(*NAMES), standard_cases()) > 10_000
+
+
+def test_spectral_parity_lengths() -> None:
+    """Welch segment boundaries (256, 257, 384, 385, 800), long cwt kernels, near-constants."""
+    rng = np.random.default_rng(3)
+    cases = [rng.normal(size=n).cumsum() for n in (255, 256, 257, 383, 384, 385, 512, 800)]
+    cases += [rng.integers(0, 2, size=n).astype(float) for n in (256, 300, 800)]
+    cases += [np.full(n, 0.1) for n in (3, 7, 144, 300)]  # mean not exactly 0.1
+    cases += [np.repeat(rng.integers(0, 5, size=30).astype(float), 5)]  # plateaus
+    cases += [np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]), np.array([2.0, -2.0])]
+    assert_parity(efficient(*NAMES), cases)
+
+
+def test_spectral_parity_many_statuses() -> None:
+    """Binary and small-integer series: ties between wavelet responses decide cwt peaks."""
+    rng = np.random.default_rng(11)
+    cases = [rng.integers(0, 2, size=n).astype(float) for n in rng.integers(3, 200, size=20)]
+    cases += [rng.integers(0, 4, size=n).astype(float) for n in rng.integers(3, 200, size=20)]
+    assert_parity(efficient("number_cwt_peaks", "fourier_entropy"), cases)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(finite, min_size=1, max_size=60), min_size=1, max_size=5))
+def test_spectral_parity_hypothesis(series: list[list[float]]) -> None:
+    assert_parity(LIGHT, [np.array(s) for s in series])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(small_int, min_size=1, max_size=60), min_size=1, max_size=5))
+def test_spectral_parity_hypothesis_ties(series: list[list[float]]) -> None:
+    assert_parity(LIGHT, [np.array(s) for s in series])
