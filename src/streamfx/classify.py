@@ -44,7 +44,19 @@ class Classifier:
                     f"stages.classify.profile: unknown sensor profile {config.profile!r} "
                     f"(available: {', '.join(sorted(profiles)) or 'none'})"
                 )
-            rules += profiles[config.profile].rules
+            profile = profiles[config.profile]
+            for rule in profile.rules:
+                if rule.features is not None and rule.features not in COST_MODEL:
+                    raise StreamfxError(
+                        f"sensor profile {profile.name!r}, rule {rule.pattern!r}: unknown feature "
+                        f"set {rule.features!r} (use minimal, efficient or comprehensive)"
+                    )
+                if rule.lane not in (None, "gpu", "cpu"):
+                    raise StreamfxError(
+                        f"sensor profile {profile.name!r}, rule {rule.pattern!r}: lane must be "
+                        f"gpu or cpu (got {rule.lane!r})"
+                    )
+            rules += profile.rules
         self.rules = tuple(rules)
         self.default_features = config.default_features
         self.sensor_class = cache(self._sensor_class)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -370,7 +371,7 @@ def plugins(
             table.add_column(column)
         for name, calc in sorted(calculators.items()):
             doc = calc.description or (calc.function.__doc__ or "").strip().split("\n")[0]
-            table.add_row(name, calc.kind, str(calc.params or ""), doc)
+            table.add_row(escape(name), calc.kind, escape(str(calc.params or "")), escape(doc))
         out.print(table)
     if features:
         _print_calculators()

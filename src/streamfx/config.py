@@ -197,7 +197,7 @@ class SinksConfig(Section):
             if not isinstance(options, dict):
                 raise ValueError(f"sink {name!r}: expected a mapping of options")
         if self.parquet is None and self.postgres is None and not self.plugin_sinks():
-            raise ValueError("configure at least one sink: parquet or postgres")
+            raise ValueError("configure at least one sink: parquet, postgres or a plugin's")
         return self
 
     def plugin_sinks(self) -> dict[str, dict[str, Any]]:

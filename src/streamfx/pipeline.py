@@ -132,10 +132,17 @@ def check_stages(config: PipelineConfig) -> Classifier:
 
     Calling every hook here also surfaces broken plugins before any work starts.
     """
+    from tsfresh.feature_extraction import feature_calculators as tsfresh_calculators
+
     from .plugin_calculators import check_calculators
 
     get_extractor(config.stages.extract.extractor)
-    feature_calculators()
+    for name in feature_calculators():
+        if hasattr(tsfresh_calculators, name):
+            raise StreamfxError(
+                f"plugin feature calculator {name!r} has the name of a tsfresh calculator: "
+                "rename it, so built-in feature sets keep their meaning"
+            )
     for pattern, rule in config.stages.classify.sensors.items():
         check_calculators(rule.calculators, f"stages.classify.sensors.{pattern}.calculators")
     classifier = Classifier(config.stages.classify)

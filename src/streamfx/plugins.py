@@ -69,8 +69,12 @@ def plugin_manager() -> pluggy.PluginManager:
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str, dist: Any = None) -> None:
     try:
         pm.register(plugin, name=name)
-    except Exception as exc:  # e.g. a hookimpl with a misspelt hook name
-        raise StreamfxError(f"plugin {name!r} cannot be registered: {exc}") from exc
+        pm.check_pending()  # a hookimpl whose name no hookspec has (a misspelt hook)
+    except Exception as exc:
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)
+        message = " ".join(str(exc).split())
+        raise StreamfxError(f"plugin {name!r} cannot be registered: {message}") from exc
     if dist is not None:
         _DISTRIBUTIONS[name] = dist
 
@@ -196,7 +200,11 @@ def plugin_infos() -> list[PluginInfo]:
         for plugin, item in _call(hook):
             contributions.setdefault(plugin, []).append(f"{label} {item.name}")
     infos = []
-    for plugin in pm.get_plugins():
+    order = {name: i for i, name in enumerate(DEFAULT_PLUGINS)}
+    plugins = sorted(
+        pm.get_plugins(), key=lambda p: (order.get(pm.get_name(p), 99), pm.get_name(p))
+    )
+    for plugin in plugins:
         name = pm.get_name(plugin) or repr(plugin)
         dist = _DISTRIBUTIONS.get(name)
         if dist is not None:
