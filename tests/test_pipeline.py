@@ -87,9 +87,15 @@ def test_demo_end_to_end(tmp_path: Path, pg_dsn: str, pg_conn, demo: dict) -> No
     ).item()
     assert same
 
-    # A second run updates in place: same rows, new run id.
+    # A second run resumes: nothing recomputed, nothing duplicated.
     again = streamfx("run", str(path), dsn=pg_dsn)
     assert again.returncode == 0, again.stderr
+    assert f"{len(non_empty)} already done" in again.stdout
+    keys = ["era_id", "sensor", "feature"]
+    assert db_features(pg_conn).sort(keys).equals(database.sort(keys))
+    # --force recomputes in place: same rows, a new run id.
+    forced = streamfx("run", str(path), "--force", dsn=pg_dsn)
+    assert forced.returncode == 0, forced.stderr
     database2 = db_features(pg_conn)
     assert database2.height == database.height
     assert database2["run_id"].n_unique() == 1
