@@ -111,7 +111,11 @@ def assert_parity(settings: dict, series: list[np.ndarray]) -> int:
                 assert have == want, (column, i, series[i][:8], have, want)
             else:
                 assert math.isclose(have, want, rel_tol=RTOL, abs_tol=ATOL), (
-                    column, i, series[i][:8], have, want
+                    column,
+                    i,
+                    series[i][:8],
+                    have,
+                    want,
                 )
             checked += 1
     return checked
