@@ -6,6 +6,7 @@ Problems with input (pipeline file, tables, columns, database) print one line an
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -40,6 +41,14 @@ PipelineArg = Annotated[
 ]
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (sinks close, workers stop), then exit 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def clean_errors(func: F) -> F:
     """Turn StreamfxError into one line on stderr and exit 2; never show a traceback for them."""
 
@@ -53,8 +62,11 @@ def clean_errors(func: F) -> F:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err.print("interrupted")
+            err.print("streamfx: interrupted; eras written so far are whole, rerun to resume")
             raise typer.Exit(130) from None
+        except Terminated:
+            err.print("streamfx: terminated; eras written so far are whole, rerun to resume")
+            raise typer.Exit(143) from None
         except Exception as exc:
             if os.environ.get("STREAMFX_DEBUG"):
                 raise
@@ -117,6 +129,7 @@ def run(
     from .pipeline import run_pipeline
 
     config = load_config(pipeline)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
     progress = Progress(
         TextColumn("[bold]{task.description}"),
