@@ -37,7 +37,7 @@ def extract_features(
     column_value: str | None = None,
     default_fc_parameters: str | FCParameters | None = None,
     kind_to_fc_parameters: Mapping[Any, str | FCParameters] | None = None,
-    engine: str = "tsfresh",
+    engine: str = "native",
     n_jobs: int = 0,
 ) -> Any:
     """Extract features per id, like ``tsfresh.extract_features``.

@@ -391,7 +391,7 @@ def plugins(
 
 
 def _print_calculators() -> None:
-    from .calculators import CALCULATORS
+    from .calculators import CALCULATORS, SKIPPED_BY_TSFRESH
     from .extract import feature_set
 
     efficient, comprehensive = feature_set("efficient"), feature_set("comprehensive")
@@ -400,11 +400,20 @@ def _print_calculators() -> None:
         table.add_column(column)
     for name, params in comprehensive.items():
         sets = "efficient, comprehensive" if name in efficient else "comprehensive"
-        engine = "native" if name in CALCULATORS else "tsfresh"
+        engine = (
+            "native"
+            if name in CALCULATORS
+            else "none (tsfresh skips it: no DatetimeIndex)"
+            if name in SKIPPED_BY_TSFRESH
+            else "tsfresh"
+        )
         table.add_row(name, sets, str(len(params) if params else 1), engine)
     out.print(table)
     ported = [n for n in efficient if n in CALCULATORS]
-    out.print(f"native: {len(ported)} of {len(efficient)} efficient calculators")
+    computed = [n for n in efficient if n not in SKIPPED_BY_TSFRESH]
+    out.print(
+        f"native: {len(ported)} of the {len(computed)} efficient calculators that tsfresh computes"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

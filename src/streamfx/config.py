@@ -147,7 +147,7 @@ class SelectionConfig(Section):
 
 
 class ExtractConfig(Section):
-    extractor: str = "tsfresh"
+    extractor: str = "native"
     n_jobs: int = Field(4, ge=0)
     selection: SelectionConfig | None = None
     rolling_windows: list[str] = ["1h", "5h", "24h"]  # GPU-suitable sensors; [] turns it off

@@ -77,12 +77,21 @@ def compute(
             yield name, calculator.function(x)
 
 
+#: tsfresh computes these only for series with a DatetimeIndex, which its long-format input
+#: never has, so tsfresh.extract_features (and therefore streamfx) yields nothing for them.
+SKIPPED_BY_TSFRESH = frozenset({"linear_trend_timewise"})
+
+
 def split_native(
     fc_parameters: Mapping[str, list[dict[str, Any]] | None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split settings into (ported to streamfx, left to tsfresh)."""
+    """Split settings into (ported to streamfx, left to tsfresh); see SKIPPED_BY_TSFRESH."""
     native = {k: v for k, v in fc_parameters.items() if k in CALCULATORS}
-    rest = {k: v for k, v in fc_parameters.items() if k not in CALCULATORS}
+    rest = {
+        k: v
+        for k, v in fc_parameters.items()
+        if k not in CALCULATORS and k not in SKIPPED_BY_TSFRESH
+    }
     return native, rest
 
 
