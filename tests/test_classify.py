@@ -147,3 +147,17 @@ def test_lpt_within_grahams_bound_of_optimum(costs: list[int], workers: int) -> 
 def test_imbalance() -> None:
     assert lpt([3, 3, 3, 3], 2).imbalance == pytest.approx(1.0)
     assert lpt([9, 1], 2).imbalance == pytest.approx(9 / 5)
+
+
+def test_profile_conflicts_are_reported() -> None:
+    from streamfx.profiles import SensorProfile, SensorRule, profile_conflicts
+
+    factory = SensorProfile(
+        "factory",
+        (SensorRule("air_temp_c", lane="cpu"), SensorRule("air_temp_c", lane="gpu")),
+    )
+    same = SensorProfile("same", (SensorRule("air_temp_c", lane="gpu"),))
+    assert profile_conflicts([REFERENCE_PROFILE, factory, same]) == [
+        ("air_temp_c", "lane", "factory: cpu; reference: gpu; same: gpu")
+    ]
+    assert profile_conflicts([REFERENCE_PROFILE, same]) == []

@@ -353,6 +353,7 @@ def plugins(
     `plugins:` in a pipeline file; STREAMFX_PLUGINS=a,b restricts which third-party ones load.
     """
     from .plugins import extractors, feature_calculators, plugin_infos, sensor_profiles
+    from .profiles import profile_conflicts
 
     if pipeline is not None:
         from .config import load_config
@@ -374,9 +375,18 @@ def plugins(
     table = Table(title="sensor profiles")
     for column in ("name", "rules", "description"):
         table.add_column(column)
-    for name, profile in sorted(sensor_profiles().items()):
+    profiles = sensor_profiles()
+    for name, profile in sorted(profiles.items()):
         table.add_row(name, str(len(profile.rules)), profile.description)
     out.print(table)
+    conflicts = profile_conflicts(profiles.values())
+    if conflicts:
+        table = Table(title="profile conflicts (the pipeline's profile and YAML rules decide)")
+        for column in ("pattern", "attribute", "values by profile"):
+            table.add_column(column)
+        for pattern, attribute, values in conflicts:
+            table.add_row(escape(pattern), attribute, escape(values))
+        out.print(table)
     calculators = feature_calculators()
     if calculators:
         table = Table(title="plugin feature calculators")

@@ -74,6 +74,25 @@ def classify_sensor(
     )
 
 
+def profile_conflicts(profiles: Iterable[SensorProfile]) -> list[tuple[str, str, str]]:
+    """Patterns that two profiles class differently: (pattern, attribute, "a: x; b: y")."""
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for profile in profiles:
+        for attribute in ("lane", "features"):
+            first: dict[str, str] = {}
+            for rule in profile.rules:  # within a profile the first rule per pattern counts
+                value = getattr(rule, attribute)
+                if value is not None:
+                    first.setdefault(rule.pattern, value)
+            for pattern, value in first.items():
+                seen.setdefault((pattern, attribute), {})[profile.name] = value
+    return [
+        (pattern, attribute, "; ".join(f"{p}: {v}" for p, v in sorted(by_profile.items())))
+        for (pattern, attribute), by_profile in sorted(seen.items())
+        if len(set(by_profile.values())) > 1
+    ]
+
+
 def _rules(lane: Lane | None, features: str | None, sensors: Sequence[str]) -> list[SensorRule]:
     return [SensorRule(pattern=s, lane=lane, features=features) for s in sensors]
 
