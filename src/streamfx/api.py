@@ -88,7 +88,7 @@ def extract_features(
         .cast(READINGS_SCHEMA)
     )
     features = extract_all(extractor, readings, fc_parameters, n_jobs=n_jobs)
-    wide, names = _to_wide(features, ids, kinds)
+    wide, names = _to_wide(features, ids, kinds, fc_parameters)
     return output(wide.rename({_ID: column_id}), column_id, names)
 
 
@@ -289,7 +289,10 @@ def _settings(spec: Any, where: str) -> dict[str, Any]:
 
 
 def _to_wide(
-    features: pa.Table, ids: pl.DataFrame, kinds: Sequence[str]
+    features: pa.Table,
+    ids: pl.DataFrame,
+    kinds: Sequence[str],
+    fc_parameters: Mapping[str, Mapping[Any, Any]],
 ) -> tuple[pl.DataFrame, list[str]]:
     """One row per id (column _ID, original type, sorted), then the feature columns in order."""
     long = pl.from_arrow(features)
@@ -300,11 +303,26 @@ def _to_wide(
         (pl.col("sensor") + "__" + pl.col("feature")).alias("name"),
     )
     rank = {kind: i for i, kind in enumerate(kinds)}
+    # tsfresh's order: kinds in order, then calculators in settings order; within a
+    # calculator the extractor's order (its parameter sets' order).
+    calculator_rank = pl.DataFrame(
+        [
+            (kind, getattr(calc, "__name__", calc), i)
+            for kind, settings in fc_parameters.items()
+            for i, calc in enumerate(settings)
+        ],
+        schema={"sensor": pl.String, "calculator": pl.String, "c": pl.Int64},
+        orient="row",
+    )
     names = (
-        long.select("sensor", "name")
-        .unique(maintain_order=True)  # features of one sensor keep the extractor's order
-        .with_columns(pl.col("sensor").replace_strict(rank, return_dtype=pl.Int64).alias("r"))
-        .sort("r", maintain_order=True)
+        long.select("sensor", "feature", "name")
+        .unique(maintain_order=True)
+        .with_columns(
+            pl.col("sensor").replace_strict(rank, return_dtype=pl.Int64).alias("r"),
+            pl.col("feature").str.split("__").list.first().alias("calculator"),
+        )
+        .join(calculator_rank, on=["sensor", "calculator"], how="left", maintain_order="left")
+        .sort("r", "c", maintain_order=True, nulls_last=True)
         .get_column("name")
         .to_list()
     )
