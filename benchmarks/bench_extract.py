@@ -35,19 +35,14 @@ and written into ``benchmarks/RESULTS.md`` under their own heading; other sectio
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime as dt
 import importlib.util
 import json
 import os
-import platform
 import resource
-import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -57,15 +52,23 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from common import (
+    ATOL,
+    DATA,
+    MIB,
+    RTOL,
+    add_output_options,
+    command_line,
+    machine,
+    markdown_table,
+    publish,
+    speedup,
+    timestamp,
+    work_dir,
+)
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/aarslev-celle5"
 HEADING = "## Extraction engines: native vs tsfresh vs tsfresh-rs (bench_extract.py)"
 ENGINES = ("native", "tsfresh-rs", "tsfresh", "e2e")
-RTOL, ATOL = 1e-6, 1e-9
-NOT_NUMBERS = ("", "-", "skipped")  # cells that do not decide a column's alignment
-MIB = 1024 * 1024
 # targets of the issue
 NATIVE_VS_RS = 2.0
 NATIVE_VS_TSFRESH = 70.0
@@ -278,6 +281,8 @@ def run_tsfresh_like(args: argparse.Namespace, module: str) -> dict[str, Any]:
 
 def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
     """The whole ``streamfx run`` command as a subprocess; its output parquet in long form."""
+    from streamfx.pipeline import available_cores
+
     command = [sys.executable, "-m", "streamfx.cli", "run", str(args.pipeline), "-q"]
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -298,7 +303,7 @@ def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
         "eras_done": report["eras"]["done"],
         "eras_skipped": report["eras"]["skipped"],
         "run_seconds": report.get("seconds"),
-        "parallelism": f"default executor ({usable_cores()} CPU workers)",
+        "parallelism": f"default executor ({available_cores()} CPU workers)",
     }
 
 
@@ -463,45 +468,6 @@ def setup_e2e(work: Path, readings: pa.Table, feature_set_name: str) -> dict[str
 # -- output ---------------------------------------------------------------------------------
 
 
-def usable_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def machine() -> str:
-    """Cores, RAM, CPU model and Python of this machine."""
-    import psutil
-
-    ram = psutil.virtual_memory().total / 1024**3
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
-        model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    return (
-        f"{usable_cores()} usable cores ({psutil.cpu_count()} logical), {ram:.1f} GiB RAM, "
-        f"{model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table; columns that start with digits are right-aligned."""
-    columns = zip(*rows, strict=True) if rows else iter(())
-    numbers = [[c for c in col if c not in NOT_NUMBERS] for col in columns]
-    align = ["---:" if col and all(c[:1].isdigit() for c in col) else "---" for col in numbers]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def speedup(reference: float | None, seconds: float | None) -> str:
-    """``reference / seconds`` as ``12.3×``, or ``-`` when either is unknown."""
-    if reference is None or seconds is None or seconds <= 0:
-        return "-"
-    return f"{reference / seconds:.1f}×"
-
-
 def results_table(engines: dict[str, Engine]) -> str:
     """One row per engine: time, ratios, memory and parity."""
     t_ts = engines["tsfresh"].seconds if "tsfresh" in engines else None
@@ -613,7 +579,8 @@ def section(
     load: float,
 ) -> str:
     """The RESULTS.md section, heading included."""
-    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    from streamfx.pipeline import available_cores
+
     days = sorted(set(readings["era_id"].to_pylist()))
     series = len(
         set(zip(readings["era_id"].to_pylist(), readings["sensor"].to_pylist(), strict=True))
@@ -622,7 +589,7 @@ def section(
     lines = [
         HEADING,
         "",
-        f"- Date: {now}",
+        f"- Date: {timestamp()}",
         f"- Machine: {machine()}; load average at start {load:.2f}",
         f"- Command: `{command}`",
         f"- Input: celle5, {len(days)} UTC days with readings ({days[0][:10]} .. {days[-1][:10]}), "
@@ -669,29 +636,13 @@ def section(
             lines.append(
                 f"- {engine.name}: {p.missing:,} tsfresh cells missing, {p.extra:,} extra cells."
             )
-    if load > usable_cores():
+    if load > available_cores():
         lines.append(
-            f"- **Warning:** the load average was {load:.1f} on {usable_cores()} cores at the "
+            f"- **Warning:** the load average was {load:.1f} on {available_cores()} cores at the "
             "start: other processes share the CPUs, so wall times are longer than on an idle "
             "machine (memory and parity are unaffected)."
         )
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Put ``text`` into ``path`` in place of the old section (or at the end), keep the rest."""
-    if not path.exists():
-        path.write_text(f"# Benchmark results\n\n{text}")
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        existing = "".join(lines).rstrip("\n")
-        path.write_text(f"{existing}\n\n{text}")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + text + ("\n" + after if after else ""))
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -713,10 +664,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="n_jobs of tsfresh and tsfresh-rs (and native's fallback)",
     )
     parser.add_argument("--skip-e2e", action="store_true", help="leave out the streamfx run row")
-    parser.add_argument(
-        "--no-write", action="store_true", help="only print; leave benchmarks/RESULTS.md alone"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_output_options(parser, keep=True)
     # internal: one engine in this fresh process
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
@@ -733,12 +681,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(args)
-    command = shlex.join(["python", "benchmarks/bench_extract.py", *sys.argv[1:]])
+    command = command_line("bench_extract.py")
     load = os.getloadavg()[0]
-    work = Path(tempfile.mkdtemp(prefix="streamfx-bench-extract-"))
-    print(f"work dir {work}", flush=True)
-    if not args.keep:  # atexit runs last-in first-out: the server stops first, then this
-        atexit.register(shutil.rmtree, work, True)
+    work = work_dir("streamfx-bench-extract-", args.keep)  # before the server: removed after it
     t0 = time.perf_counter()
     readings = build_readings(args.days)
     write_ipc(readings, work / "input.arrow")
@@ -764,12 +709,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 engine.parity = parity(reference, got, present)
 
     text = section(engines, readings, arrow_mib, command, args, load)
-    print()
-    print(text)
-    print(f"(benchmark total {time.perf_counter() - t0:.0f} s)")
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {RESULTS.relative_to(HERE.parent)}")
+    total = f"(benchmark total {time.perf_counter() - t0:.0f} s)"
+    publish(text, HEADING, write=not args.no_write, note=total)
     return 0
 
 

@@ -27,17 +27,11 @@ that file are left as they are.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
-import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -46,16 +40,24 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from common import (
+    MIB,
+    add_output_options,
+    command_line,
+    machine,
+    markdown_table,
+    publish,
+    timestamp,
+    work_dir,
+)
 
 from streamfx.database import connect, start_embedded
 from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.pipeline import available_cores
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
 HEADING = "## Parallel lanes: memory and CPU (bench_scaling.py)"
 RSS_TARGET = 1.2
 BUSY_TARGET = 0.8  # each core's busy share during extraction that counts as "busy"
-MIB = 1024 * 1024
 SAMPLE_S = 0.1
 DEFAULT_DAYS = 9  # 11 eras; x4 days -> 42 eras, about 3.5 min in all on 2 cores
 PSS_EVERY = 10  # samples: PSS once a second
@@ -457,17 +459,9 @@ def run_streamfx(
         system_busy_s=system_busy,
         report=report,
         largest_era_readings=max((e["readings"] for e in done), default=0),
-        cores=usable_cores(),
+        cores=available_cores(),
         **analyse(sampler.samples, sampler.lifetimes, started, marks),
     )
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (what streamfx sizes its CPU lane by)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def postmaster_of(data_dir: Path) -> psutil.Process:
@@ -501,27 +495,6 @@ def create_and_seed(server: str, database: str, days: int) -> tuple[str, dict[st
 
 
 # -- output ---------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    """Cores (usable / logical), RAM, CPU model and Python of this machine."""
-    ram = psutil.virtual_memory().total / 1024**3
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
-        model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    return (
-        f"{usable_cores()} usable cores ({psutil.cpu_count()} logical), {ram:.1f} GiB RAM, "
-        f"{model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table; columns that start with digits are right-aligned."""
-    columns = zip(*rows, strict=True) if rows else iter(())
-    align = ["---:" if all(c[:1].isdigit() for c in col if c) else "---" for col in columns]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def done_eras(r: RunResult) -> int:
@@ -743,12 +716,11 @@ def verdicts(small: RunResult, large: RunResult) -> list[str]:
 
 def section(small: RunResult, large: RunResult, command: str, load: str) -> str:
     """The RESULTS.md section, heading included; ``load``: the load average beforehand."""
-    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return "\n".join(
         [
             HEADING,
             "",
-            f"- Date: {now}",
+            f"- Date: {timestamp()}",
             f"- Machine: {machine()}; load average before the benchmark: {load}",
             f"- Command: `{command}`",
             "- Each run: `python -m streamfx.cli run <generated pipeline.yaml> -q` on the demo "
@@ -784,22 +756,6 @@ def section(small: RunResult, large: RunResult, command: str, load: str) -> str:
     )
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Put ``text`` into ``path`` in place of the old section (or at the end), keep the rest."""
-    if not path.exists():
-        path.write_text(f"# Benchmark results\n\n{text}")
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        existing = "".join(lines).rstrip("\n")
-        path.write_text(f"{existing}\n\n{text}")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + text + ("\n" + after if after else ""))
-
-
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -809,10 +765,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--days", type=int, default=DEFAULT_DAYS, help="days of demo data in the small run"
     )
     parser.add_argument("--factor", type=int, default=4, help="large run: days x factor")
-    parser.add_argument(
-        "--no-write", action="store_true", help="only print; leave benchmarks/RESULTS.md alone"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_output_options(parser, keep=True)
     args = parser.parse_args(argv)
     if args.days < 1 or args.factor < 2:
         parser.error("--days must be >= 1 and --factor >= 2")
@@ -821,11 +774,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join(["python", "benchmarks/bench_scaling.py", *sys.argv[1:]])
-    work = Path(tempfile.mkdtemp(prefix="streamfx-bench-scaling-"))
-    print(f"work dir {work}", flush=True)
-    if not args.keep:  # atexit runs last-in first-out: the server stops first, then this
-        atexit.register(shutil.rmtree, work, True)
+    command = command_line("bench_scaling.py")
+    work = work_dir("streamfx-bench-scaling-", args.keep)  # before the server: removed after it
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
     t0 = time.perf_counter()
     server = start_embedded(work / "pg")
@@ -844,12 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
     small, large = results
     text = section(small, large, command, load)
-    print()
-    print(text)
-    print(f"(benchmark total {time.perf_counter() - t0:.0f} s)")
-    if not args.no_write:
-        write_section(text)
-        print(f"wrote {RESULTS.relative_to(HERE.parent)}")
+    total = f"(benchmark total {time.perf_counter() - t0:.0f} s)"
+    publish(text, HEADING, write=not args.no_write, note=total)
     return 0
 
 

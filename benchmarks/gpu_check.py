@@ -34,12 +34,7 @@ machine without a GPU; it never writes RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import logging
-import os
-import platform
-import shlex
 import sys
 import time
 import warnings
@@ -52,13 +47,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from common import (
+    ATOL,
+    DATA,
+    RTOL,
+    add_output_options,
+    command_line,
+    machine,
+    markdown_table,
+    publish,
+    speedup,
+    timestamp,
+)
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-DATA = Path(__file__).resolve().parents[1].parent / "shared/data/aarslev-celle5"
 HEADING = "## GPU check (gpu_check.py)"
-RTOL, ATOL = 1e-6, 1e-9
-NOT_NUMBERS = ("", "-", "skipped")  # cells that do not decide a column's alignment
 UNAVAILABLE_EXIT = 3
 
 
@@ -446,44 +448,6 @@ def time_engines(
 # -- output ---------------------------------------------------------------------------------
 
 
-def usable_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def machine() -> str:
-    """Cores, RAM, CPU model and Python of this machine."""
-    import psutil
-
-    ram = psutil.virtual_memory().total / 1024**3
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
-        model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    return (
-        f"{usable_cores()} usable cores ({psutil.cpu_count()} logical), {ram:.1f} GiB RAM, "
-        f"{model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table; columns that start with digits are right-aligned."""
-    columns = zip(*rows, strict=True) if rows else iter(())
-    numbers = [[c for c in col if c not in NOT_NUMBERS] for col in columns]
-    align = ["---:" if col and all(c[:1].isdigit() for c in col) else "---" for col in numbers]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def ratio(reference: float | None, seconds: float | None) -> str:
-    if reference is None or seconds is None or seconds <= 0:
-        return "-"
-    return f"{reference / seconds:.1f}×"
-
-
 def percent(share: float | None) -> str:
     return "-" if share is None else f"{100 * share:.3f}%"
 
@@ -518,9 +482,9 @@ def timing_table(rows: Sequence[Timing]) -> str:
             seconds_text(r.seconds.get("tsfresh")),
             seconds_text(r.seconds.get("native")),
             seconds_text(r.seconds.get("gpu")),
-            ratio(r.seconds.get("native"), r.seconds.get("gpu")),
-            ratio(r.seconds.get("tsfresh"), r.seconds.get("gpu")),
-            ratio(r.seconds.get("tsfresh"), r.seconds.get("native")),
+            speedup(r.seconds.get("native"), r.seconds.get("gpu")),
+            speedup(r.seconds.get("tsfresh"), r.seconds.get("gpu")),
+            speedup(r.seconds.get("tsfresh"), r.seconds.get("native")),
             percent(r.gpu_vs_native),
             percent(r.gpu_vs_tsfresh),
         ]
@@ -582,12 +546,13 @@ def section(
     total_s: float,
     fallbacks: int,
 ) -> str:
-    now = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    cores = usable_cores()
+    from streamfx.pipeline import available_cores
+
+    cores = available_cores()
     lines = [
         HEADING,
         "",
-        f"- Date: {now}",
+        f"- Date: {timestamp()}",
         f"- Machine: {machine()}",
         f"- GPU: {device.name}",
         f"- Command: `{command}` ({total_s:.0f} s in all)",
@@ -614,22 +579,6 @@ def section(
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Put ``text`` into ``path`` in place of the old section (or at the end), keep the rest."""
-    if not path.exists():
-        path.write_text(f"# Benchmark results\n\n{text}")
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        existing = "".join(lines).rstrip("\n")
-        path.write_text(f"{existing}\n\n{text}")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    after = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + text + ("\n" + after if after else ""))
-
-
 class CountWarnings(logging.Handler):
     """Counts the gpu extractor's 'running it on the CPU' warnings."""
 
@@ -654,9 +603,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-efficient", action="store_true", help="time the ported calculators only"
     )
-    parser.add_argument(
-        "--no-write", action="store_true", help="only print; leave benchmarks/RESULTS.md alone"
-    )
+    add_output_options(parser, keep=False)
     parser.add_argument(
         "--simulate", action="store_true", help="NumPy in place of CuPy (checks this script)"
     )
@@ -674,8 +621,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"gpu_check: CuPy/CUDA not available: {exc}")
         return UNAVAILABLE_EXIT
-    command = shlex.join(["python", "benchmarks/gpu_check.py", *sys.argv[1:]])
-    cores = usable_cores()
+    from streamfx.pipeline import available_cores
+
+    command = command_line("gpu_check.py")
+    cores = available_cores()
     print(f"gpu_check: {device.name}; {cores} usable cores", flush=True)
     counter = CountWarnings()
     logging.getLogger("streamfx.extractors.gpu").addHandler(counter)
@@ -705,13 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     total = time.perf_counter() - clock.start
     text = section(device, parity_rows, cases, unknown, timings, command, total, counter.count)
-    print()
-    print(text)
-    if device.simulated:
-        print("(simulated: RESULTS.md left alone)")
-    elif not args.no_write:
-        write_section(text)
-        print(f"wrote {RESULTS.relative_to(HERE.parent)}")
+    simulated = "(simulated: RESULTS.md left alone)" if device.simulated else ""
+    publish(text, HEADING, write=not (device.simulated or args.no_write), note=simulated)
     return 0 if all(r.passed for r in parity_rows) else 1
 
 
