@@ -43,20 +43,16 @@ class Extractor(Protocol):
 
 def feature_set(spec: str | FCParameters) -> dict[str, list[dict[str, Any]] | None]:
     """Resolve a feature-set name (minimal, efficient, comprehensive) or a tsfresh dict."""
-    from tsfresh.feature_extraction import settings
+    from .feature_sets import feature_sets
 
     if not isinstance(spec, str):
         return dict(spec)
-    sets = {
-        "minimal": settings.MinimalFCParameters,
-        "efficient": settings.EfficientFCParameters,
-        "comprehensive": settings.ComprehensiveFCParameters,
-    }
+    sets = feature_sets()
     if spec not in sets:
         raise StreamfxError(
             f"unknown feature set {spec!r}: expected one of {', '.join(sets)} or a dict of calculators"
         )
-    return dict(sets[spec]())
+    return sets[spec]
 
 
 @dataclass(frozen=True)

@@ -132,13 +132,12 @@ def check_stages(config: PipelineConfig) -> Classifier:
 
     Calling every hook here also surfaces broken plugins before any work starts.
     """
-    from tsfresh.feature_extraction import feature_calculators as tsfresh_calculators
-
+    from .feature_sets import TSFRESH_CALCULATORS
     from .plugin_calculators import check_calculators
 
     get_extractor(config.stages.extract.extractor)
     for name in feature_calculators():
-        if hasattr(tsfresh_calculators, name):
+        if name in TSFRESH_CALCULATORS:
             raise StreamfxError(
                 f"plugin feature calculator {name!r} has the name of a tsfresh calculator: "
                 "rename it, so built-in feature sets keep their meaning"

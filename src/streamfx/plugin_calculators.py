@@ -104,13 +104,12 @@ def extract_all(
 
 def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
     """Every calculator name is tsfresh's or a plugin's."""
-    from tsfresh.feature_extraction import feature_calculators as tsfresh_calculators
-
+    from .feature_sets import TSFRESH_CALCULATORS
     from .plugins import feature_calculators
 
     plugin = feature_calculators()
     for name in settings:
         if callable(name) or name in plugin:
             continue
-        if not (isinstance(name, str) and callable(getattr(tsfresh_calculators, name, None))):
+        if not (isinstance(name, str) and name in TSFRESH_CALCULATORS):
             raise StreamfxError(f"{where}: unknown feature calculator {name!r}")
