@@ -1,4 +1,4 @@
-"""PostgreSQL sink: upserts the long features table, one transaction per batch."""
+"""PostgreSQL sink: replaces each era's rows of the long features table, one transaction per batch."""
 
 from __future__ import annotations
 
@@ -121,20 +121,15 @@ class PostgresSink:
             with self.conn.cursor() as cur:
                 cur.adbc_ingest(STAGING, staging, mode="replace", temporary=True)
                 cur.adbc_ingest(STAGING_ERAS, eras, mode="replace", temporary=True)
-                # An era's rows equal exactly its latest extraction: drop what it no longer has.
+                # An era's rows equal exactly its latest extraction: replace them whole (an
+                # upsert per era; deleting by the primary key's prefix and inserting is much
+                # cheaper than ON CONFLICT row by row).
                 cur.execute(
-                    f"DELETE FROM {self.target} AS t "
-                    f"WHERE t.era_id IN (SELECT era_id FROM pg_temp.{STAGING_ERAS}) "
-                    f"AND NOT EXISTS (SELECT 1 FROM pg_temp.{STAGING} AS s "
-                    "WHERE s.era_id = t.era_id AND s.sensor = t.sensor "
-                    "AND s.feature = t.feature)"
+                    f"DELETE FROM {self.target} "
+                    f"WHERE era_id IN (SELECT era_id FROM pg_temp.{STAGING_ERAS})"
                 )
                 cur.execute(
-                    f"INSERT INTO {self.target} ({columns}) "
-                    f"SELECT {columns} FROM pg_temp.{STAGING} "
-                    "ON CONFLICT (era_id, sensor, feature) DO UPDATE SET "
-                    "value = EXCLUDED.value, run_id = EXCLUDED.run_id, "
-                    "extracted_at = EXCLUDED.extracted_at"
+                    f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM pg_temp.{STAGING}"
                 )
                 self._mark(
                     cur,
