@@ -156,3 +156,21 @@ def test_password_in_dsn_never_printed_on_success(tmp_path: Path, demo_dsn: str)
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
     assert SECRET not in (tmp_path / "out" / "manifest.json").read_text()
+
+
+@pytest.mark.parametrize(
+    "key", ["source__readings__table", "source__readings__value_column", "source__eras__id_column"]
+)
+def test_sql_injection_in_identifiers_is_harmless(
+    tmp_path: Path, demo_dsn: str, pg_conn, key
+) -> None:
+    hostile = 'x"; DROP TABLE sensor_readings; --'
+    path = write_pipeline(tmp_path / "pipeline.yaml", **{key: hostile})
+    result = streamfx("run", str(path), dsn=demo_dsn)
+    assert_one_line_error(result, hostile)
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM sensor_readings")
+        assert cur.fetchone()[0] > 0  # still there
+        cur.execute("SELECT count(*) FROM eras")
+        assert cur.fetchone()[0] > 0
+    pg_conn.commit()
