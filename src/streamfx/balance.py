@@ -16,9 +16,14 @@ class Packing:
 
     @property
     def imbalance(self) -> float:
-        """max load / mean load: 1.0 is perfect balance."""
-        mean = sum(self.loads) / len(self.loads) if self.loads else 0.0
-        return max(self.loads) / mean if mean > 0 else 1.0
+        """max load / mean load: 1.0 is perfect balance (and the answer for no load)."""
+        return imbalance(self.loads) or 1.0
+
+
+def imbalance(loads: Sequence[float]) -> float | None:
+    """max / mean of ``loads``; None when there is no load to compare."""
+    mean = sum(loads) / len(loads) if loads else 0.0
+    return max(loads) / mean if mean > 0 else None
 
 
 def lpt(costs: Sequence[float], workers: int) -> Packing:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -222,11 +220,6 @@ class PipelineConfig(Section):
     stages: StagesConfig = StagesConfig()
     sinks: SinksConfig
     executor: ExecutorConfig = ExecutorConfig()
-
-    def fingerprint(self) -> str:
-        """A short hash of the effective configuration, to tell runs of changed pipelines apart."""
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _describe(error: dict[str, Any], data: Any) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .balance import lpt
+from .balance import imbalance, lpt
 from .classify import Classifier, EraAnalysis, Route, analyze_eras, route, routing_policy
 from .config import PipelineConfig
 from .database import EMBEDDED, connect, expand_env, start_embedded, table_columns
@@ -114,10 +114,7 @@ class Plan:
 
     def imbalance(self, lane: str) -> float | None:
         """max / mean estimated load over the lane's workers (1.0 = perfectly even)."""
-        loads = [load for name, load in self.loads.items() if name.startswith(f"{lane}-")]
-        if not loads or sum(loads) == 0:
-            return None
-        return max(loads) / (sum(loads) / len(loads))
+        return imbalance([load for name, load in self.loads.items() if name.startswith(f"{lane}-")])
 
 
 def available_cores() -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from . import __version__
+from .balance import imbalance
 from .database import connect, qualified, quote_ident
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ ERA_RUNS_TABLE = "streamfx_era_runs"
 
 
 def _ratio(values: list[float]) -> float | None:
-    mean = sum(values) / len(values) if values else 0
-    return round(max(values) / mean, 3) if mean else None
+    ratio = imbalance(values)
+    return round(ratio, 3) if ratio is not None else None
 
 
 def build_report(summary: RunSummary) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 from array_api_compat import numpy as array_numpy
 
-from .calculators import compute
+from .calculators import compute, gather, namespace, to_host
 from .extract import feature_set
 from .model import FEATURES_SCHEMA
 
@@ -37,7 +37,7 @@ def rolling_mean_std(x: Any, w: int) -> tuple[Any, Any]:
     Sums run over values centred on each series' mean, which keeps the one-pass variance
     formula accurate for large offsets such as CO2 in ppm.
     """
-    xp = array_numpy if isinstance(x, np.ndarray) else _namespace(x)
+    xp = array_numpy if isinstance(x, np.ndarray) else namespace(x)
     centred = x - xp.mean(x, axis=1, keepdims=True)
     zeros = xp.zeros((x.shape[0], 1), dtype=x.dtype)
     s1 = xp.concat([zeros, xp.cumulative_sum(centred, axis=1)], axis=1)
@@ -53,12 +53,6 @@ def rolling_mean_std(x: Any, w: int) -> tuple[Any, Any]:
     return mean + (x[:, :1] - centred[:, :1]), std
 
 
-def _namespace(x: Any) -> Any:
-    from array_api_compat import array_namespace
-
-    return array_namespace(x)
-
-
 def rolling_features(
     readings: pa.Table,
     sensors: Iterable[str],
@@ -67,30 +61,16 @@ def rolling_features(
 ) -> pa.Table:
     """FEATURES_SCHEMA rows: minimal statistics of rolling mean/std for ``sensors``' series."""
     from .config import parse_duration
+    from .extractors.native import series_layout
 
     sensors = list(sensors)
     if not sensors or readings.num_rows == 0:
         return FEATURES_SCHEMA.empty_table()
-    frame = (
-        pl.from_arrow(readings)
-        .lazy()
-        .filter(pl.col("sensor").is_in(sensors) & pl.col("value").is_not_nan())
-        .sort("era_id", "sensor", "time")
-        .collect()
-    )
-    series = (
-        frame.with_row_index("row")
-        .group_by("era_id", "sensor", maintain_order=True)
-        .agg(
-            pl.col("row").first().alias("offset"),
-            pl.len().alias("length"),
-            pl.col("time").diff().dt.total_microseconds().median().alias("interval_us"),
-        )
-        .filter(pl.col("interval_us") > 0)
-    )
+    series, host_values = series_layout(readings)
+    series = series.filter(pl.col("sensor").is_in(sensors) & (pl.col("interval_us") > 0))
     if series.height == 0:
         return FEATURES_SCHEMA.empty_table()
-    values = xp.asarray(frame["value"].to_numpy())
+    values = xp.asarray(host_values)
     minimal = feature_set("minimal")
     parts = []
     for label in windows:
@@ -103,8 +83,7 @@ def rolling_features(
             .alias("w")
         ).filter(pl.col("w") <= pl.col("length"))
         for (length, w), bucket in sized.group_by("length", "w"):
-            index = xp.asarray(bucket["offset"].to_numpy())[:, None] + xp.arange(int(length))
-            batch = xp.reshape(xp.take(values, xp.reshape(index, (-1,)), axis=0), index.shape)
+            batch = gather(xp, values, bucket["offset"].to_numpy(), int(length))
             mean, std = rolling_mean_std(batch, int(w))
             for stat, rolled in (("mean", mean), ("std", std)):
                 for name, column in compute(rolled, minimal):
@@ -114,15 +93,10 @@ def rolling_features(
                                 "era_id": bucket["era_id"],
                                 "sensor": bucket["sensor"],
                                 "feature": f"rolling_{stat}_{label}__{name}",
-                                "value": _host(column),
+                                "value": to_host(column),
                             }
                         )
                     )
     if not parts:
         return FEATURES_SCHEMA.empty_table()
     return pl.concat(parts).to_arrow().cast(FEATURES_SCHEMA)
-
-
-def _host(array: Any) -> np.ndarray:
-    get = getattr(array, "get", None)
-    return np.asarray(get() if callable(get) else array, dtype=np.float64)

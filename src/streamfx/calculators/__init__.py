@@ -100,6 +100,20 @@ def namespace(x: Array) -> Any:
     return array_namespace(x)
 
 
+def gather(xp: Any, values: Array, offsets: Any, length: int) -> Array:
+    """The equal-length series starting at ``offsets`` in ``values``, as (series, length)."""
+    index = xp.asarray(offsets)[:, None] + xp.arange(length)[None, :]
+    return xp.reshape(xp.take(values, xp.reshape(index, (-1,)), axis=0), index.shape)
+
+
+def to_host(array: Array) -> Any:
+    """A NumPy array of ``array`` (CuPy arrays copy back with ``.get()``)."""
+    import numpy as np
+
+    get = getattr(array, "get", None)
+    return np.asarray(get() if callable(get) else array, dtype=np.float64)
+
+
 # Importing the families registers their calculators.
 for _module in ("statistics", "changes", "spectral", "models"):
     importlib.import_module(f"{__name__}.{_module}")

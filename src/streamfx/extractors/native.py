@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from array_api_compat import numpy as array_numpy
 
-from ..calculators import compute, split_native
+from ..calculators import compute, gather, split_native, to_host
 from ..extract import FCParameters
 from ..hookspecs import hookimpl
 from ..model import FEATURES_SCHEMA
@@ -29,7 +29,8 @@ from .tsfresh import TsfreshExtractor
 
 
 def series_layout(readings: pa.Table) -> tuple[pl.DataFrame, np.ndarray]:
-    """Sort readings into series: (era_id, sensor, offset, length) per series, and the values."""
+    """Sort readings into series: the values, and per series (era_id, sensor, offset, length,
+    interval_us: the median spacing of its timestamps)."""
     frame = (
         pl.from_arrow(readings)
         .lazy()
@@ -40,7 +41,11 @@ def series_layout(readings: pa.Table) -> tuple[pl.DataFrame, np.ndarray]:
     series = (
         frame.with_row_index("row")
         .group_by("era_id", "sensor", maintain_order=True)
-        .agg(pl.col("row").first().alias("offset"), pl.len().alias("length"))
+        .agg(
+            pl.col("row").first().alias("offset"),
+            pl.len().alias("length"),
+            pl.col("time").diff().dt.total_microseconds().median().alias("interval_us"),
+        )
     )
     return series, frame["value"].to_numpy()
 
@@ -99,17 +104,14 @@ class NativeExtractor:
         xp = self.xp
         out = []
         for (length,), bucket in series.group_by("length"):
-            offsets = xp.asarray(bucket["offset"].to_numpy())
-            index = offsets[:, None] + xp.arange(int(length))[None, :]
-            batch = xp.take(values, xp.reshape(index, (-1,)), axis=0)
-            batch = xp.reshape(batch, (bucket.height, int(length)))
+            batch = gather(xp, values, bucket["offset"].to_numpy(), int(length))
             names, columns = [], []
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for name, column in compute(batch, settings):
                     names.append(name)
                     columns.append(xp.astype(xp.asarray(column), xp.float64))
-            matrix = np.asarray(_to_host(xp.stack(columns)))  # features × series
+            matrix = to_host(xp.stack(columns))  # features × series
             out.append(
                 pl.DataFrame(
                     {
@@ -127,11 +129,6 @@ class NativeExtractor:
                 )
             )
         return out
-
-
-def _to_host(array: Any) -> np.ndarray:
-    get = getattr(array, "get", None)  # CuPy arrays copy back with .get()
-    return get() if callable(get) else np.asarray(array)
 
 
 @hookimpl
