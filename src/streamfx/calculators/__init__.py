@@ -16,6 +16,7 @@ CPU (NumPy) and the GPU (CuPy) run the same code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -56,25 +57,51 @@ def param_suffix(param: Mapping[str, Any]) -> str:
     )
 
 
+#: Intermediates shared by the calculators of the batch ``compute`` is working on, by id of
+#: the batch: (the batch itself, {key: value}). See ``shared``.
+_SHARED: dict[int, tuple[Array, dict[Any, Any]]] = {}
+
+
+def shared(x: Array, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per batch while ``compute`` runs over ``x``.
+
+    Calculators that need the same intermediate (sorted rows, the mean, an FFT, a fitted model)
+    ask for it under the same ``key``; outside ``compute`` (a calculator called on its own)
+    it is simply computed. Shared values must be treated as read-only.
+    """
+    entry = _SHARED.get(id(x))
+    if entry is None or entry[0] is not x:
+        return make()
+    cache = entry[1]
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def compute(
     x: Array, fc_parameters: Mapping[str, list[dict[str, Any]] | None]
 ) -> Iterator[tuple[str, Array]]:
     """Yield (feature name without the sensor prefix, values per series) for ported calculators.
 
     Calculators in ``fc_parameters`` that are not ported are skipped; see ``split_native``.
+    Intermediates requested through ``shared`` are computed once for the whole batch.
     """
-    for name, params in fc_parameters.items():
-        calculator = CALCULATORS.get(name)
-        if calculator is None:
-            continue
-        if calculator.fctype == "combiner":
-            for suffix, values in calculator.function(x, param=params):
-                yield f"{name}__{suffix}", values
-        elif params:
-            for param in params:
-                yield f"{name}__{param_suffix(param)}", calculator.function(x, **param)
-        else:
-            yield name, calculator.function(x)
+    _SHARED[id(x)] = (x, {})
+    try:
+        for name, params in fc_parameters.items():
+            calculator = CALCULATORS.get(name)
+            if calculator is None:
+                continue
+            if calculator.fctype == "combiner":
+                for suffix, values in calculator.function(x, param=params):
+                    yield f"{name}__{suffix}", values
+            elif params:
+                for param in params:
+                    yield f"{name}__{param_suffix(param)}", calculator.function(x, **param)
+            else:
+                yield name, calculator.function(x)
+    finally:
+        _SHARED.pop(id(x), None)
 
 
 #: tsfresh computes these only for series with a DatetimeIndex, which its long-format input
@@ -93,6 +120,31 @@ def split_native(
         if k not in CALCULATORS and k not in SKIPPED_BY_TSFRESH
     }
     return native, rest
+
+
+_CONTROLLER: list[Any] = []  # threadpoolctl's controller, found once (a scan of the libraries)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """A context in which BLAS and LAPACK run on one thread.
+
+    The calculators' matrix products and stacked factorisations are small (series × samples,
+    a few dozen columns): OpenBLAS's threads only spin on them, several times slower than one
+    thread (tens of times on a busy machine). The libraries are looked up once per process (a
+    ``threadpool_limits`` per call would scan them each time, which costs more than the small
+    problems themselves). A no-op without threadpoolctl.
+    """
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl comes with tsfresh's scikit-learn
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    if controller is None:  # pragma: no cover - without threadpoolctl
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
 
 
 def namespace(x: Array) -> Any:

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from array_api_compat import is_numpy_array
 
-from . import Array, combiner, namespace, param_suffix, simple
+from . import Array, combiner, namespace, param_suffix, shared, simple
 
 
 def _full(xp: Any, x: Array, value: float) -> Array:
@@ -207,46 +207,100 @@ def _quantile_sorted(ordered: Array, q: float) -> Array:
     return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
 
 
+@numba.njit(cache=True)
+def _corridor_stats(
+    x: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """(mean, var, mean of |.|, var of |.|) of the changes between consecutive values that both
+    lie in [lo, hi], per corridor (rows of lo, hi) and series: shape (4, corridors, series);
+    0 where no change lies in the corridor. Two passes (the mean, then the squared deviations).
+    """
+    rows, n = x.shape
+    corridors = lo.shape[0]
+    out = np.zeros((4, corridors, rows))
+    for r in range(rows):
+        row = x[r]
+        for c in range(corridors):
+            a, b = lo[c, r], hi[c, r]
+            count = 0
+            total = 0.0
+            total_abs = 0.0
+            previous = row[0] >= a and row[0] <= b
+            for t in range(1, n):
+                current = row[t] >= a and row[t] <= b
+                if previous and current:
+                    d = row[t] - row[t - 1]
+                    count += 1
+                    total += d
+                    total_abs += abs(d)
+                previous = current
+            if count == 0:
+                continue
+            mean = total / count
+            mean_abs = total_abs / count
+            squares = 0.0
+            squares_abs = 0.0
+            previous = row[0] >= a and row[0] <= b
+            for t in range(1, n):
+                current = row[t] >= a and row[t] <= b
+                if previous and current:
+                    d = row[t] - row[t - 1]
+                    squares += (d - mean) * (d - mean)
+                    squares_abs += (abs(d) - mean_abs) * (abs(d) - mean_abs)
+                previous = current
+            out[0, c, r] = mean
+            out[1, c, r] = squares / count
+            out[2, c, r] = mean_abs
+            out[3, c, r] = squares_abs / count
+    return out
+
+
 @combiner
 def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """Mean or variance of the (absolute) changes between consecutive values that both lie in
     the corridor [quantile ql, quantile qh] (pandas.qcut's bin 0, both ends included, also
-    when the two quantiles coincide); 0 when ql >= qh or no change lies in the corridor."""
+    when the two quantiles coincide); 0 when ql >= qh or no change lies in the corridor.
+
+    All corridors at once: (corridor, series, change) arrays, each row summed as before."""
     xp = namespace(x)
-    ordered = xp.sort(x, axis=1, stable=False)
-    diff = _diff(x)
-    absdiff = xp.abs(diff)
-    corridors: dict[tuple[float, float], tuple[Array, Array, Array]] = {}
-    aggregates: dict[tuple[float, float, bool, str], Array] = {}
+    for p in param:
+        if p["f_agg"] not in ("mean", "var"):
+            raise ValueError(f"change_quantiles: unsupported f_agg {p['f_agg']!r}")
+    corridors = list(dict.fromkeys((p["ql"], p["qh"]) for p in param if p["ql"] < p["qh"]))
+    index = {corridor: i for i, corridor in enumerate(corridors)}
+    aggregates: dict[tuple[bool, str], Array] = {}
+    if corridors:
+        ordered = shared(x, "sorted", lambda: xp.sort(x, axis=1, stable=False))
+        lo = xp.stack([_quantile_sorted(ordered, ql) for ql, _ in corridors])[:, :, None]
+        hi = xp.stack([_quantile_sorted(ordered, qh) for _, qh in corridors])[:, :, None]
+    if corridors and is_numpy_array(x):
+        # one compiled pass per series and corridor instead of a dozen array operations
+        table = _corridor_stats(np.ascontiguousarray(x, dtype=np.float64), lo[:, :, 0], hi[:, :, 0])
+        for i, key in enumerate(((False, "mean"), (False, "var"), (True, "mean"), (True, "var"))):
+            aggregates[key] = table[i]
+    elif corridors:
+        inside = (x[None, :, :] >= lo) & (x[None, :, :] <= hi)
+        pairs = inside[:, :, 1:] & inside[:, :, :-1]  # (corridor, series, change)
+        count = xp.sum(_float(xp, pairs), axis=2)
+        safe = xp.where(count > 0, count, 1.0)
+        diff = _diff(x)
+        wanted = {(bool(p["isabs"]), p["f_agg"]) for p in param if p["ql"] < p["qh"]}
+        for isabs in sorted({isabs for isabs, _ in wanted}):
+            values = (xp.abs(diff) if isabs else diff)[None, :, :]
+            mean = xp.sum(xp.where(pairs, values, 0.0), axis=2) / safe
+            aggregates[isabs, "mean"] = xp.where(count > 0, mean, 0.0)
+            if (isabs, "var") in wanted:
+                dev = xp.where(pairs, values - mean[:, :, None], 0.0)
+                var = xp.sum(dev * dev, axis=2) / safe
+                aggregates[isabs, "var"] = xp.where(count > 0, var, 0.0)
     result = []
     for p in param:
-        ql, qh, isabs, f_agg = p["ql"], p["qh"], bool(p["isabs"]), p["f_agg"]
-        if f_agg not in ("mean", "var"):
-            raise ValueError(f"change_quantiles: unsupported f_agg {f_agg!r}")
+        ql, qh = p["ql"], p["qh"]
         if ql >= qh:
             result.append((param_suffix(p), _full(xp, x, 0.0)))
-            continue
-        if (ql, qh) not in corridors:
-            lo = _quantile_sorted(ordered, ql)[:, None]
-            hi = _quantile_sorted(ordered, qh)[:, None]
-            inside = (x >= lo) & (x <= hi)
-            pairs = inside[:, 1:] & inside[:, :-1]
-            count = xp.sum(_float(xp, pairs), axis=1)
-            corridors[(ql, qh)] = (pairs, count, xp.where(count > 0, count, 1.0))
-        pairs, count, safe = corridors[(ql, qh)]
-        if (ql, qh, isabs, "mean") not in aggregates:
-            values = absdiff if isabs else diff
-            aggregates[(ql, qh, isabs, "mean")] = (
-                xp.sum(xp.where(pairs, values, 0.0), axis=1) / safe
-            )
-        mean = aggregates[(ql, qh, isabs, "mean")]
-        if f_agg == "mean":
-            agg = mean
         else:
-            values = absdiff if isabs else diff
-            dev = xp.where(pairs, values - mean[:, None], 0.0)
-            agg = xp.sum(dev * dev, axis=1) / safe
-        result.append((param_suffix(p), xp.where(count > 0, agg, 0.0)))
+            agg = aggregates[bool(p["isabs"]), p["f_agg"]]
+            result.append((param_suffix(p), agg[index[ql, qh]]))
     return result
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.special
 from array_api_compat import is_numpy_array
 
-from . import Array, combiner, namespace, param_suffix, simple
+from . import Array, combiner, namespace, one_blas_thread, param_suffix, shared, simple
 
 _TINY = 1.0e-20  # scipy.stats.linregress's guard against r = ±1
 _LINREGRESS = ("slope", "intercept", "rvalue", "pvalue", "stderr", "intercept_stderr")
@@ -32,14 +32,8 @@ def _like(xp: Any, values: np.ndarray, x: Array) -> Array:
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """Run the stacked small LAPACK problems on one BLAS thread: OpenBLAS's threads only spin on
-    matrices this small (tens of times slower on a busy machine). A no-op without threadpoolctl.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with tsfresh's scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    """Run the stacked small LAPACK problems on one BLAS thread (see ``one_blas_thread``)."""
+    return one_blas_thread()
 
 
 def _t_pvalue(xp: Any, df: float, t: Array) -> Array:
@@ -153,18 +147,24 @@ def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     xp = namespace(x)
     n = x.shape[1]
     nan = _full(xp, x, math.nan)
+    rows = x.shape[0]
+    # the aggregates of one chunk_len share their number of chunks: one regression over all of
+    # them, stacked (each row's fit is independent of the others)
+    wanted: dict[int, list[str]] = {}
+    for p in param:
+        if p["chunk_len"] < n and p["f_agg"] not in wanted.setdefault(p["chunk_len"], []):
+            wanted[p["chunk_len"]].append(p["f_agg"])
     fits: dict[tuple[str, int], dict[str, Array]] = {}
+    for chunk_len, aggs in wanted.items():
+        stacked = xp.concat([_aggregate_on_chunks(xp, x, f, chunk_len) for f in aggs], axis=0)
+        fit = _linregress(xp, stacked)
+        for i, f_agg in enumerate(aggs):
+            fits[f_agg, chunk_len] = {a: v[i * rows : (i + 1) * rows] for a, v in fit.items()}
     out = []
     for p in param:
         chunk_len, f_agg, attr = p["chunk_len"], p["f_agg"], p["attr"]
         suffix = f'attr_"{attr}"__chunk_len_{chunk_len}__f_agg_"{f_agg}"'
-        if chunk_len >= n:
-            out.append((suffix, nan))
-            continue
-        key = (f_agg, chunk_len)
-        if key not in fits:
-            fits[key] = _linregress(xp, _aggregate_on_chunks(xp, x, f_agg, chunk_len))
-        out.append((suffix, fits[key][attr]))
+        out.append((suffix, nan if chunk_len >= n else fits[f_agg, chunk_len][attr]))
     return out
 
 
@@ -431,9 +431,14 @@ def _qcut_categories(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     rows, size = edges.shape
     chosen = np.full(rows, -1)
+    pending = np.arange(rows)  # rows without a precision yet (most settle at the first)
     for precision in range(3, 20):
-        unique = _distinct(_round_frac(edges, np.full((rows, 1), precision))) == size
-        chosen = np.where((chosen < 0) & unique, precision, chosen)
+        if not len(pending):
+            break
+        rounded = _round_frac(edges[pending], np.full((len(pending), 1), precision))
+        unique = _distinct(rounded) == size
+        chosen[pending[unique]] = precision
+        pending = pending[~unique]
     chosen = np.where(chosen < 0, 3, chosen)
     breaks = _round_frac(edges, chosen[:, None])
     labelled = ~np.isnan(breaks).any(axis=1)
@@ -466,6 +471,11 @@ def _friedrich(x: Array, m: int, r: int) -> np.ndarray:
     valid &= labelled
     with _one_blas_thread():
         return _polyfit(out, lhs, rhs, scales, points, valid)
+
+
+def _shared_friedrich(x: Array, m: int, r: int) -> np.ndarray:
+    """``_friedrich``, once per batch for friedrich_coefficients and max_langevin_fixed_point."""
+    return shared(x, ("friedrich", m, r), lambda: _friedrich(x, m, r))
 
 
 def _polyfit(
@@ -527,7 +537,7 @@ def friedrich_coefficients(x: Array, param: list[dict[str, Any]]) -> list[tuple[
     for p in param:
         m, r, coeff = p["m"], p["r"], p["coeff"]
         if (m, r) not in fits:
-            fits[(m, r)] = _friedrich(x, m, r)
+            fits[(m, r)] = _shared_friedrich(x, m, r)
         coefficients = fits[(m, r)]
         values = coefficients[:, coeff] if coeff <= m else np.full(len(coefficients), np.nan)
         out.append((f"coeff_{coeff}__m_{m}__r_{r}", _like(xp, np.ascontiguousarray(values), x)))
@@ -569,7 +579,7 @@ def max_langevin_fixed_point(x: Array, r: int, m: int) -> Array:
     coefficients of degree m over r quantile bins), as ``np.roots`` computes them; NaN where
     tsfresh catches the error."""
     xp = namespace(x)
-    return _like(xp, _max_real_root(_friedrich(x, m, r)), x)
+    return _like(xp, _max_real_root(_shared_friedrich(x, m, r)), x)
 
 
 @combiner
@@ -642,12 +652,26 @@ def _ols_blocks(columns: list[np.ndarray], target: np.ndarray) -> dict[str, np.n
     return merged
 
 
-def _has_constant(columns: list[np.ndarray]) -> np.ndarray:
-    """Rows where ``add_trend(..., has_constant="skip")`` finds a non-zero constant column (it
-    then adds no constant)."""
-    found = np.zeros(columns[0].shape[0], dtype=bool)
-    for c in columns:
-        found |= (np.max(c, axis=1) == np.min(c, axis=1)) & (c[:, 0] != 0)
+def _changes(v: np.ndarray) -> np.ndarray:
+    """c[:, i] = number of j < i with v[:, j + 1] != v[:, j] (NaN counts as a change), so
+    v[:, a:b] (b - a >= 2) is constant where c[:, b - 1] == c[:, a]."""
+    counts = np.cumsum(v[:, 1:] != v[:, :-1], axis=1)
+    return np.concatenate([np.zeros((v.shape[0], 1), dtype=counts.dtype), counts], axis=1)
+
+
+def _has_constant_lags(
+    x: np.ndarray, xdiff: np.ndarray, x_changes: np.ndarray, d_changes: np.ndarray, lags: int
+) -> np.ndarray:
+    """Rows where ``add_trend(..., has_constant="skip")`` finds a non-zero constant column among
+    ``_adf_lag_columns(x, xdiff, lags)``'s regressors (it then adds no constant), from the
+    prefix counts of changes of ``x`` and ``xdiff`` (``_changes``): O(1) per column."""
+    n = x.shape[1]
+    m = xdiff.shape[1]
+    # the level x[:, lags : n - 1], then xdiff[:, lags - j : m - j] for j = 1..lags
+    found = (x_changes[:, n - 2] == x_changes[:, lags]) & (x[:, lags] != 0)
+    for j in range(1, lags + 1):
+        a, b = lags - j, m - j
+        found |= (d_changes[:, b - 1] == d_changes[:, a]) & (xdiff[:, a] != 0)
     return found
 
 
@@ -758,11 +782,12 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
     if maxlag < 0 or method not in (None, "aic", "bic", "t-stat") or not usable.any():
         return stat, np.full(rows, np.nan), used
     xdiff = x[:, 1:] - x[:, :-1]
+    x_changes, d_changes = _changes(x), _changes(xdiff)
     columns, target = _adf_lag_columns(x, xdiff, maxlag)
     if method is None:
         used[usable] = maxlag
     else:
-        skip = _has_constant(columns)
+        skip = _has_constant_lags(x, xdiff, x_changes, d_changes, maxlag)
         for constant in (True, False):
             group = np.flatnonzero(usable & (skip != constant))
             if not len(group):
@@ -779,7 +804,9 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
     for lag in np.unique(used[usable]).astype(int):
         members = np.flatnonzero(usable & (used == lag))
         columns, target = _adf_lag_columns(x[members], xdiff[members], int(lag))
-        skip = _has_constant(columns)
+        skip = _has_constant_lags(
+            x[members], xdiff[members], x_changes[members], d_changes[members], int(lag)
+        )
         for constant in (True, False):
             group = np.flatnonzero(skip != constant)
             if not len(group):

@@ -12,7 +12,7 @@ import numpy as np
 from array_api_compat import is_numpy_array
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import Array, combiner, namespace
+from . import Array, combiner, namespace, shared
 
 _RAD_TO_DEG = 180 / math.pi  # np.angle(deg=True) multiplies by this constant
 _WELCH_MAX_SEGMENT = 256  # tsfresh's nperseg = min(len(x), 256)
@@ -35,6 +35,11 @@ def _like(xp: Any, values: np.ndarray, x: Array) -> Array:
 # --- Fourier transform ------------------------------------------------------------------------
 
 
+def _rfft(x: Array) -> Array:
+    """The rfft of every row, once per batch (see ``shared``)."""
+    return shared(x, "rfft", lambda: namespace(x).fft.rfft(x, axis=1))
+
+
 @combiner
 def fft_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """Real part, imaginary part, absolute value or angle (degrees) of the rfft coefficients.
@@ -44,7 +49,7 @@ def fft_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
     xp = namespace(x)
     if any(config["coeff"] < 0 for config in param):
         raise ValueError("Coefficients must be positive or zero.")
-    spectrum = xp.fft.rfft(x, axis=1)
+    spectrum = _rfft(x)
     n_freq = spectrum.shape[1]
     parts: dict[str, Array] = {}
 
@@ -82,7 +87,7 @@ def fft_aggregated(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
     aggtypes = [config["aggtype"] for config in param]
     if not set(aggtypes) <= {"centroid", "variance", "skew", "kurtosis"}:
         raise ValueError('Attribute must be "centroid", "variance", "skew", "kurtosis"')
-    y = xp.abs(xp.fft.rfft(x, axis=1))
+    y = xp.abs(_rfft(x))
     index = np.arange(y.shape[1], dtype=np.float64)
     powers = _like(xp, np.stack([index**m for m in (1, 2, 3, 4)], axis=1), x)
     moments = xp.matmul(y, powers) / xp.sum(y, axis=1)[:, None]
@@ -146,7 +151,7 @@ def spkt_welch_density(x: Array, param: list[dict[str, Any]]) -> list[tuple[str,
     some are beyond, the available values come first and the NaNs last, in ``param`` order.
     """
     xp = namespace(x)
-    pxx = _welch(x)
+    pxx = shared(x, "welch", lambda: _welch(x))
     n_freq = pxx.shape[1]
     coeffs = [config["coeff"] for config in param]
     names = [f"coeff_{coeff}" for coeff in coeffs]
@@ -208,7 +213,7 @@ def fourier_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
     constant series: tsfresh divides 0 by 0).
     """
     xp = namespace(x)
-    pxx = _welch(x)
+    pxx = shared(x, "welch", lambda: _welch(x))
     top = xp.max(pxx, axis=1, keepdims=True)
     bad = ~xp.isfinite(top) | (top == 0)
     normalized = xp.where(bad, math.nan, pxx / xp.where(bad, 1.0, top))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Array, combiner, namespace, param_suffix, simple
+from . import Array, combiner, namespace, param_suffix, shared, simple
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -131,10 +131,21 @@ def _median_of_sorted(ordered: Array) -> Array:
     return (ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2
 
 
-def _groups(x: Array) -> tuple[Array, Array]:
-    """Rows sorted, and where each sorted value starts a new run of equal values."""
+def _sorted(x: Array) -> Array:
+    """The rows of ``x`` sorted, once per batch (see ``shared``)."""
     xp = namespace(x)
-    ordered = xp.sort(x, axis=1, stable=False)
+    return shared(x, "sorted", lambda: xp.sort(x, axis=1, stable=False))
+
+
+def _groups(x: Array) -> tuple[Array, Array]:
+    """Rows sorted, and where each sorted value starts a new run of equal values (once per
+    batch)."""
+    return shared(x, "groups", lambda: _make_groups(x))
+
+
+def _make_groups(x: Array) -> tuple[Array, Array]:
+    xp = namespace(x)
+    ordered = _sorted(x)
     first = xp.concat(
         [xp.ones((x.shape[0], 1), dtype=xp.bool), ordered[:, 1:] != ordered[:, :-1]], axis=1
     )
@@ -142,6 +153,11 @@ def _groups(x: Array) -> tuple[Array, Array]:
 
 
 def _unique_counts(x: Array) -> tuple[Array, Array, Array]:
+    """``_make_unique_counts``, once per batch."""
+    return shared(x, "unique_counts", lambda: _make_unique_counts(x))
+
+
+def _make_unique_counts(x: Array) -> tuple[Array, Array, Array]:
     """``np.unique(row, return_counts=True)`` per row, left-aligned.
 
     Returns (values, counts, number of distinct values); beyond each row's number of distinct
@@ -200,14 +216,14 @@ def quantile(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
 
     Each row is sorted once for all q.
     """
-    ordered = namespace(x).sort(x, axis=1, stable=False)
+    ordered = _sorted(x)
     return [(param_suffix(p), _quantile_of_sorted(ordered, p["q"])) for p in param]
 
 
 @simple
 def median(x: Array) -> Array:
     """Median of the series (``np.median``: mean of the two middle values for even lengths)."""
-    return _median_of_sorted(namespace(x).sort(x, axis=1, stable=False))
+    return _median_of_sorted(_sorted(x))
 
 
 @simple
@@ -364,7 +380,7 @@ def ratio_beyond_r_sigma(x: Array, param: list[dict[str, Any]]) -> list[tuple[st
 def symmetry_looking(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """1.0 where |mean - median| < r * (max - min), for each r."""
     xp = namespace(x)
-    ordered = xp.sort(x, axis=1, stable=False)
+    ordered = _sorted(x)
     difference = xp.abs(xp.mean(x, axis=1) - _median_of_sorted(ordered))
     spread = ordered[:, -1] - ordered[:, 0]
     return [(param_suffix(p), _flag(xp, difference < p["r"] * spread)) for p in param]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from array_api_compat import numpy as array_numpy
 
-from ..calculators import compute, gather, split_native, to_host
+from ..calculators import compute, gather, one_blas_thread, split_native, to_host
 from ..extract import FCParameters
 from ..hookspecs import hookimpl
 from ..model import FEATURES_SCHEMA
@@ -81,8 +81,12 @@ class NativeExtractor:
         fallback: dict[str, FCParameters] = {}
         # sensors sharing the same settings share every calculator call
         groups: dict[str, list[str]] = {}
+        keys: dict[int, str] = {}  # by identity first: one serialisation per settings object
         for sensor in series["sensor"].unique().to_list():
-            key = json.dumps(wanted[sensor], sort_keys=True, default=str)
+            settings = wanted[sensor]
+            key = keys.get(id(settings))
+            if key is None:
+                key = keys[id(settings)] = json.dumps(settings, sort_keys=True, default=str)
             groups.setdefault(key, []).append(sensor)
         for sensors in groups.values():
             native, rest = split_native(wanted[sensors[0]])
@@ -106,26 +110,24 @@ class NativeExtractor:
         for (length,), bucket in series.group_by("length"):
             batch = gather(xp, values, bucket["offset"].to_numpy(), int(length))
             names, columns = [], []
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
+            with warnings.catch_warnings(), np.errstate(all="ignore"), one_blas_thread():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 for name, column in compute(batch, settings):
                     names.append(name)
-                    columns.append(xp.astype(xp.asarray(column), xp.float64))
-            matrix = to_host(xp.stack(columns))  # features × series
+                    columns.append(column)
+            matrix = xp.stack(columns)  # features × series
+            if matrix.dtype != xp.float64:
+                matrix = xp.astype(matrix, xp.float64)
+            matrix = to_host(matrix)
+            # (era_id, sensor) of series s and feature f at row f * series + s, gathered by
+            # polars (no Python strings per cell)
+            keys = bucket.select(pl.col("era_id", "sensor").cast(pl.String))
+            frame = keys[np.tile(np.arange(bucket.height), len(names))]
+            feature = pl.Series("feature", names, dtype=pl.String)
             out.append(
-                pl.DataFrame(
-                    {
-                        "era_id": np.tile(bucket["era_id"].to_numpy(), len(names)),
-                        "sensor": np.tile(bucket["sensor"].to_numpy(), len(names)),
-                        "feature": np.repeat(np.array(names, dtype=object), bucket.height),
-                        "value": matrix.reshape(-1),
-                    },
-                    schema={
-                        "era_id": pl.String,
-                        "sensor": pl.String,
-                        "feature": pl.String,
-                        "value": pl.Float64,
-                    },
+                frame.with_columns(
+                    feature.gather(np.repeat(np.arange(len(names)), bucket.height)),
+                    pl.Series("value", matrix.reshape(-1), dtype=pl.Float64),
                 )
             )
         return out
