@@ -50,7 +50,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def clean_errors(func: F) -> F:
-    """Turn StreamfxError into one line on stderr and exit 2; never show a traceback for them."""
+    """Turn StreamfxError into one line on stderr and its exit status (2 for bad input)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,7 +60,7 @@ def clean_errors(func: F) -> F:
             raise
         except StreamfxError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("streamfx: interrupted; eras written so far are whole, rerun to resume")
             raise typer.Exit(130) from None
@@ -188,11 +188,20 @@ def _print_summary(summary: Any) -> None:
         f"routed GPU {routed['gpu']} / CPU {routed['cpu']} ({report['routing_policy']} policy); "
         f"ran GPU {ran['gpu']} / CPU {ran['cpu']}",
     )
+    retried = [e for e in report["eras_detail"] if e["attempts"] > 1]
+    if retried:
+        table.add_row(
+            "retried",
+            ", ".join(f"{e['era_id']} ({e['attempts']} tries, {e['status']})" for e in retried[:10])
+            + (", ..." if len(retried) > 10 else ""),
+        )
     for worker in report["workers"]:
+        restarts = f", restarted {worker['restarts']}x" if worker["restarts"] else ""
         table.add_row(
             f"worker {worker['worker']}",
             f"{worker['eras']} eras, busy {worker['busy_s']:.1f} s "
-            f"(estimated {worker['estimated_load_s']:.1f} s), peak RSS {worker['peak_rss_mb']:.0f} MiB",
+            f"(estimated {worker['estimated_load_s']:.1f} s), peak RSS {worker['peak_rss_mb']:.0f} MiB"
+            f"{restarts}",
         )
     for lane, balance in report["balance"].items():
         table.add_row(

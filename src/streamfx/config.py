@@ -18,14 +18,14 @@ _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> dt.timedelta:
-    """``30min``, ``6h``, ``1d``, ``2w`` -> timedelta; must be positive."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> dt.timedelta:
+    """``30min``, ``6h``, ``1d``, ``2w`` -> timedelta; must be positive (or zero if allowed)."""
     match = _DURATION.match(str(text))
     if not match:
-        raise ValueError(f"{text!r} is not a duration such as 30min, 6h, 1d or 1w")
+        raise ValueError(f"{text!r} is not a duration such as 30s, 30min, 6h, 1d or 1w")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"window {text!r} must be positive")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"duration {text!r} must be positive")
     return dt.timedelta(seconds=seconds)
 
 
@@ -203,6 +203,26 @@ class SinksConfig(Section):
         return dict(self.model_extra or {})
 
 
+class RetryConfig(Section):
+    """How often to try again, and how long to wait in between (doubling each time)."""
+
+    attempts: int = Field(ge=1)  # tries in all, the first one included
+    backoff: dt.timedelta  # wait before the second try; doubled before each next one
+    max_backoff: dt.timedelta = dt.timedelta(seconds=60)
+
+    @field_validator("backoff", "max_backoff", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        return parse_duration(value, allow_zero=True) if isinstance(value, str) else value
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failed try (1 -> backoff, 2 -> 2x, ...)."""
+        seconds = self.backoff.total_seconds() * 2 ** max(failures - 1, 0)
+        return min(seconds, self.max_backoff.total_seconds())
+
+
 class ExecutorConfig(Section):
     kind: Literal["local"] = "local"
     cpu_workers: int | None = Field(None, ge=1)  # default: one per core
@@ -211,6 +231,16 @@ class ExecutorConfig(Section):
     gpu_memory_limit_gb: float = Field(30.0, gt=0)  # capped at the device's memory
     eras_per_pass: int = Field(8, ge=1)  # eras a worker extracts in one call / one transfer
     batch_eras: int = Field(8, ge=1)
+    # An era that raised, or whose worker process died, is tried again after a pause.
+    retry: RetryConfig = RetryConfig(attempts=3, backoff=dt.timedelta(seconds=2))
+    # A lost database connection (source or sink) is reopened, waiting longer each time.
+    reconnect: RetryConfig = RetryConfig(attempts=8, backoff=dt.timedelta(seconds=1))
+    era_timeout: dt.timedelta | None = None  # e.g. 30min: a longer era is stopped and fails
+
+    @field_validator("era_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
 
 class PipelineConfig(Section):

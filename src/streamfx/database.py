@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import StreamfxError
+from .errors import DatabaseLost, StreamfxError
+
+if TYPE_CHECKING:
+    from .config import RetryConfig
+
+T = TypeVar("T")
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 EMBEDDED = "embedded"
@@ -83,6 +91,73 @@ def connect(dsn: str) -> Any:
         cur.execute("SET TIME ZONE 'UTC'")
     conn.commit()
     return conn
+
+
+def is_alive(conn: Any) -> bool:
+    """Whether ``conn`` still reaches its server (after an error: was it the connection?)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        conn.commit()
+    except Exception:
+        return False
+    return True
+
+
+def reconnect(dsn: str, policy: RetryConfig, *, first_wait: bool = True) -> Any:
+    """A new connection, trying ``policy.attempts`` times with growing pauses.
+
+    Raises :class:`DatabaseLost` when the server does not answer within the budget.
+    """
+    problem = ""
+    for attempt in range(1, policy.attempts + 1):
+        if first_wait or attempt > 1:
+            time.sleep(policy.delay(attempt))
+        try:
+            return connect(dsn)
+        except StreamfxError as exc:
+            problem = str(exc)
+    raise DatabaseLost(
+        f"lost the connection to PostgreSQL ({describe_dsn(dsn)}) and could not reconnect "
+        f"in {policy.attempts} attempts: {problem}"
+    )
+
+
+class Connection:
+    """An ADBC connection that survives the server going away: :meth:`run` reconnects and redoes.
+
+    ``run(work)`` calls ``work(conn)`` and commits; if it raises and the connection turns out to
+    be dead, the transaction was rolled back by the server, so reconnecting (with backoff) and
+    calling ``work`` again redoes exactly the lost unit of work, never half of it.
+    """
+
+    def __init__(self, dsn: str, policy: RetryConfig | None = None) -> None:
+        self.dsn = dsn
+        self.policy = policy
+        self.conn: Any = connect(dsn)
+        self.reconnects = 0
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        rounds = 0
+        while True:
+            try:
+                result = work(self.conn)
+                self.conn.commit()
+                return result
+            except Exception:
+                with contextlib.suppress(Exception):  # the original error is the one to report
+                    self.conn.rollback()
+                if self.policy is None or rounds >= self.policy.attempts or is_alive(self.conn):
+                    raise
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = reconnect(self.dsn, self.policy)
+            rounds += 1
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
 
 
 def describe_dsn(dsn: str) -> str:

@@ -1,20 +1,32 @@
-"""Executors run the per-era work (read, extract) and yield outcomes as eras finish.
+"""Executors run the per-era work (read, extract) and yield events as eras start and finish.
 
 The local executor runs one process per worker of each lane (GPU lane, CPU lane). Each worker
-keeps its own ADBC connection and processes the eras the plan packed onto it; outcomes stream
-back through a bounded queue, so the sinks write eras as they finish and memory does not grow
-with the number of eras. With a single worker it runs in-process. The pipeline depends only on
-``Executor.run``, so a distributed executor can stand in.
+keeps its own ADBC connection and processes the eras the plan packed onto it; events stream
+back through a pipe per worker, so the sinks write eras as they finish and memory does not grow
+with the number of eras. Failures are contained where they happen:
+
+- an era that raises is tried again in the same worker, after a pause that doubles each time
+  (``executor.retry``); a pass of several eras that fails is redone one era at a time, so one
+  bad era fails alone;
+- a worker process that dies (segfault, OOM kill) is replaced by a fresh one that retries the
+  eras it had in flight, one at a time, then carries on with the rest;
+- a pass running past ``executor.era_timeout`` is stopped (its worker is killed): a single era
+  fails, the eras of a larger pass are retried one at a time;
+- a lost database connection is reopened with backoff (``executor.reconnect``) and only the
+  read in flight is redone; past that budget the run stops with :class:`DatabaseLost`.
+
+The pipeline depends only on ``Executor.run``, so a distributed executor can stand in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
-import queue
 import resource
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 import polars as pl
@@ -24,7 +36,8 @@ from array_api_compat import numpy as array_numpy
 
 from .classify import Classifier
 from .config import PipelineConfig
-from .database import connect
+from .database import is_alive, reconnect
+from .errors import DatabaseLost
 from .model import FEATURES_SCHEMA, Era, EraFailure, EraResult
 from .plugin_calculators import extract_all
 from .plugins import get_extractor, load_local_plugins
@@ -35,8 +48,26 @@ Outcome = EraResult | EraFailure
 
 
 @dataclass(frozen=True)
+class Started:
+    """A worker began a pass over ``eras`` (``attempts[i]`` is the try number of ``eras[i]``)."""
+
+    eras: tuple[Era, ...]
+    worker: str
+    attempts: tuple[int, ...]
+    retrying: str | None = None  # why this is a retry (the previous try's error), if it is
+
+
+Event = Started | EraResult | EraFailure
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
-    """One worker of a lane: its name, its extractor, its eras (in order) and tsfresh n_jobs."""
+    """One worker of a lane: its name, its extractor, its eras (in order) and tsfresh n_jobs.
+
+    A worker that replaces a dead one starts with ``solo`` eras run one per pass (those the
+    dead worker had in flight), ``attempts`` says how many tries they have used, and
+    ``retrying`` why they are tried again.
+    """
 
     name: str
     lane: str
@@ -44,6 +75,17 @@ class WorkerSpec:
     eras: tuple[Era, ...]
     n_jobs: int = 0
     eras_per_pass: int = 1
+    solo: int = 0
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    retrying: str | None = None
+
+    def passes(self) -> Iterator[tuple[Era, ...]]:
+        """The eras grouped into passes: the solo ones alone, the rest ``eras_per_pass`` a time."""
+        for era in self.eras[: self.solo]:
+            yield (era,)
+        rest = self.eras[self.solo :]
+        for i in range(0, len(rest), self.eras_per_pass):
+            yield rest[i : i + self.eras_per_pass]
 
 
 def peak_rss_mb() -> float:
@@ -53,13 +95,22 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
 class EraWorker:
     """Everything one worker needs to turn an era into features: connection, source, extractor."""
 
     def __init__(self, config: PipelineConfig, dsn: str, spec: WorkerSpec) -> None:
         load_local_plugins(config.plugins)  # a spawned worker starts with built-ins only
+        self.config = config
+        self.dsn = dsn
         self.spec = spec
-        self.conn = connect(dsn)
+        self.retry = config.executor.retry
+        self.reconnect_policy = config.executor.reconnect
+        self.attempts = dict(spec.attempts)
+        self.conn = reconnect(dsn, self.reconnect_policy, first_wait=False)
         self.source = Source(config.source, self.conn)
         self.classifier = Classifier(config.stages.classify)
         self.extractor = get_extractor(spec.extractor)
@@ -89,21 +140,54 @@ class EraWorker:
             features = pa.concat_tables([features, rolled])
         return features
 
-    def process(self, eras: Sequence[Era]) -> list[Outcome]:
+    def read(self, era: Era) -> pa.Table:
+        """The era's readings; a dead connection is reopened (with backoff) and the read redone."""
+        while True:
+            try:
+                return self.source.read_era(era)
+            except Exception:
+                if is_alive(self.conn):
+                    raise  # the query failed, not the connection
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = reconnect(self.dsn, self.reconnect_policy)  # DatabaseLost past budget
+            self.source = Source(self.config.source, self.conn)
+
+    def process(self, eras: Sequence[Era], retrying: str | None = None) -> Iterator[Event]:
         """Extract several eras in one pass (one extractor call, one device transfer).
 
-        If the pass fails, each era is retried alone, so one bad era fails by itself.
+        If the pass fails, each era is redone alone, so one bad era fails by itself; a single
+        era is tried again after a pause until ``retry.attempts`` tries are used.
         """
+        eras = tuple(eras)
+        for era in eras:
+            self.attempts[era.id] = self.attempts.get(era.id, 0) + 1
+        yield Started(eras, self.spec.name, tuple(self.attempts[e.id] for e in eras), retrying)
         started = time.perf_counter()
-        self.warnings.clear()
         try:
-            parts = [self.source.read_era(era) for era in eras]
-            features = self.features(pa.concat_tables(parts))
+            outcomes = self._extract(eras, started)
+        except DatabaseLost:
+            raise
         except Exception as exc:
             if len(eras) > 1:
-                return [outcome for era in eras for outcome in self.process([era])]
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())
-            return [EraFailure(eras[0], message, time.perf_counter() - started, self.spec.name)]
+                for era in eras:  # a shared pass failing is no single era's try
+                    self.attempts[era.id] -= 1
+                for era in eras:
+                    yield from self.process((era,))
+                return
+            tries = self.attempts[eras[0].id]
+            if tries < self.retry.attempts:
+                time.sleep(self.retry.delay(tries))
+                yield from self.process(eras, retrying=_one_line(exc))
+                return
+            elapsed = time.perf_counter() - started
+            yield EraFailure(eras[0], _one_line(exc), elapsed, self.spec.name, tries)
+            return
+        yield from outcomes
+
+    def _extract(self, eras: tuple[Era, ...], started: float) -> list[Outcome]:
+        parts = [self.read(era) for era in eras]
+        features = self.features(pa.concat_tables(parts))
         elapsed = time.perf_counter() - started
         total = sum(p.num_rows for p in parts) or 1
         by_era = pl.from_arrow(features).partition_by("era_id", as_dict=True)
@@ -126,22 +210,27 @@ class EraWorker:
                     worker=self.spec.name,
                     peak_rss_mb=peak,
                     warnings=[w for w in self.warnings if f" on era {era.id}, " in w],
+                    attempts=self.attempts[era.id],
                 )
             )
         return outcomes
 
-    def run(self) -> Iterator[Outcome]:
-        step = self.spec.eras_per_pass
+    def run(self) -> Iterator[Event]:
         try:
-            for i in range(0, len(self.spec.eras), step):
-                yield from self.process(self.spec.eras[i : i + step])
+            for i, eras in enumerate(self.spec.passes()):
+                retrying = self.spec.retrying if i < self.spec.solo else None
+                tries = self.spec.attempts.get(eras[0].id, 0)
+                if retrying and tries:  # the dead worker's try counts: pause as after a raise
+                    time.sleep(self.retry.delay(tries))
+                yield from self.process(eras, retrying)
         finally:
-            self.conn.close()
+            with contextlib.suppress(Exception):
+                self.conn.close()
 
 
 class Executor(Protocol):
-    def run(self, workers: list[WorkerSpec]) -> Iterator[Outcome]:
-        """Process every worker's eras, yielding each outcome as soon as it is ready."""
+    def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
+        """Process every worker's eras, yielding each event as soon as it happens."""
         ...
 
 
@@ -152,13 +241,31 @@ class WorkerReport:
     name: str
     peak_rss_mb: float = 0.0
     exit_code: int | None = None
+    restarts: int = 0  # fresh processes that replaced one that died or was stopped
 
 
-def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, results: Any) -> None:
-    """Entry point of a worker process: stream outcomes, then a final ``done`` message."""
-    for outcome in EraWorker(config, dsn, spec).run():
-        results.put(("outcome", spec.name, outcome))
-    results.put(("done", spec.name, peak_rss_mb()))
+def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
+    """Entry point of a worker process: send events, then ``done`` (or ``fatal``)."""
+    try:
+        for event in EraWorker(config, dsn, spec).run():
+            pipe.send(("event", event))
+    except DatabaseLost as exc:
+        pipe.send(("fatal", str(exc)))
+        return
+    pipe.send(("done", peak_rss_mb()))
+
+
+@dataclass
+class _Running:
+    """A worker process as the local executor sees it."""
+
+    spec: WorkerSpec
+    process: Any
+    pipe: Any
+    left: list[Era]  # eras without an outcome yet, in order
+    in_flight: Started | None = None
+    since: float = 0.0  # when the pass in flight started (monotonic)
+    began: bool = False  # it started at least one pass
 
 
 class LocalExecutor:
@@ -167,71 +274,132 @@ class LocalExecutor:
     def __init__(self, config: PipelineConfig, dsn: str) -> None:
         self.config = config
         self.dsn = dsn
+        self.retry = config.executor.retry
+        timeout = config.executor.era_timeout
+        self.timeout = timeout.total_seconds() if timeout else None
         self.reports: dict[str, WorkerReport] = {}
-        self._seen_dead: set[str] = set()
-
-    def run(self, workers: list[WorkerSpec]) -> Iterator[Outcome]:
-        workers = [w for w in workers if w.eras]
-        self.reports = {w.name: WorkerReport(w.name) for w in workers}
-        if len(workers) == 1:  # no process to spawn for a single worker
-            yield from EraWorker(self.config, self.dsn, workers[0]).run()
-            self.reports[workers[0].name].peak_rss_mb = peak_rss_mb()
-            return
-        yield from self._run_processes(workers)
-
-    def _run_processes(self, workers: list[WorkerSpec]) -> Iterator[Outcome]:
         # spawn, not fork: polars and the ADBC driver hold threads that fork would copy broken
-        context = mp.get_context("spawn")
-        results = context.Queue(maxsize=2 * len(workers))
-        processes = {
-            w.name: context.Process(
-                target=_worker_main,
-                args=(self.config, self.dsn, w, results),
-                name=f"streamfx-{w.name}",
-            )
-            for w in workers
-        }
-        pending = {w.name: list(w.eras) for w in workers}
-        for process in processes.values():
-            process.start()
+        self.context = mp.get_context("spawn")
+
+    def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
+        running = {w.name: self._start(w) for w in workers if w.eras}
+        self.reports = {name: WorkerReport(name) for name in running}
         try:
-            while pending:
-                try:
-                    kind, name, payload = results.get(timeout=1.0)
-                except queue.Empty:
-                    yield from self._reap_dead(processes, pending)
-                    continue
-                if kind == "done":
-                    self.reports[name].peak_rss_mb = payload
-                    processes[name].join()
-                    self.reports[name].exit_code = processes[name].exitcode
-                    pending.pop(name, None)
-                else:
-                    pending[name].remove(payload.era)
-                    yield payload
+            while running:
+                yield from self._stop_overdue(running)
+                ready = set(wait([r.pipe for r in running.values()], timeout=self._wait_s(running)))
+                for name, worker in list(running.items()):
+                    if worker.pipe in ready:
+                        yield from self._receive(name, worker, running)
         finally:
-            for process in processes.values():
-                if process.is_alive():
-                    process.terminate()
-                process.join()
+            for worker in running.values():
+                self._kill(worker)
 
-    def _reap_dead(
-        self, processes: dict[str, Any], pending: dict[str, list[Era]]
-    ) -> Iterator[Outcome]:
-        """A worker that died without saying ``done``: its remaining eras fail.
+    def _start(self, spec: WorkerSpec) -> _Running:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_worker_main,
+            args=(self.config, self.dsn, spec, writer),
+            name=f"streamfx-{spec.name}",
+        )
+        process.start()
+        writer.close()  # the child holds the only writing end: its death closes the pipe
+        return _Running(spec, process, reader, list(spec.eras))
 
-        A worker is reaped only when seen dead on two consecutive empty polls, so messages it
-        sent just before exiting are read first.
-        """
-        for name in list(pending):
-            process = processes[name]
-            if process.exitcode is None:
-                continue
-            if name not in self._seen_dead:
-                self._seen_dead.add(name)
-                continue
-            self.reports[name].exit_code = process.exitcode
-            for era in pending.pop(name):
-                yield EraFailure(
-                    era, f"worker {name} died (exit code {process.exitcode})", 0.0, name
+    def _wait_s(self, running: dict[str, _Running]) -> float:
+        if self.timeout is None:
+            return 5.0
+        now = time.monotonic()
+        deadlines = [r.since + self.timeout - now for r in running.values() if r.in_flight]
+        return max(0.05, min(deadlines, default=5.0))
+
+    def _receive(
+        self, name: str, worker: _Running, running: dict[str, _Running]
+    ) -> Iterator[Event]:
+        try:
+            kind, payload = worker.pipe.recv()
+        except (EOFError, OSError):  # the process is gone: its pipe closed
+            worker.process.join()
+            code = worker.process.exitcode
+            yield from self._replace(name, worker, running, f"died (exit code {code})")
+            return
+        if kind == "event":
+            if isinstance(payload, Started):
+                worker.in_flight, worker.since, worker.began = payload, time.monotonic(), True
+            else:
+                worker.left.remove(payload.era)
+                flight = worker.in_flight
+                if flight and all(e not in worker.left for e in flight.eras):
+                    worker.in_flight = None
+            yield payload
+        elif kind == "done":
+            self.reports[name].peak_rss_mb = payload
+            worker.process.join()
+            self.reports[name].exit_code = worker.process.exitcode
+            del running[name]
+        else:  # fatal: the database is gone for good
+            raise DatabaseLost(payload)
+
+    def _stop_overdue(self, running: dict[str, _Running]) -> Iterator[Event]:
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for name, worker in list(running.items()):
+            if worker.in_flight and now - worker.since > self.timeout:
+                self._kill(worker)
+                yield from self._replace(
+                    name, worker, running, f"timed out after {self.timeout:g} s", timed_out=True
                 )
+
+    def _replace(
+        self,
+        name: str,
+        worker: _Running,
+        running: dict[str, _Running],
+        reason: str,
+        timed_out: bool = False,
+    ) -> Iterator[Event]:
+        """A worker died or was stopped: fail or retry its eras in flight, restart the rest."""
+        report = self.reports[name]
+        report.exit_code = worker.process.exitcode
+        worker.pipe.close()
+        del running[name]
+        if not worker.began:  # it could not even start (a plugin import, say): no retry helps
+            for era in worker.left:
+                yield EraFailure(era, f"worker {name} {reason} before its first era", 0.0, name)
+            return
+        flight = worker.in_flight
+        in_flight = [e for e in (flight.eras if flight else ()) if e in worker.left]
+        attempts = dict(worker.spec.attempts)
+        if flight:
+            attempts.update(zip((e.id for e in flight.eras), flight.attempts, strict=True))
+        retry: list[Era] = []
+        for era in in_flight:
+            tries = attempts[era.id]
+            if len(flight.eras) > 1:  # a shared pass: redo each era alone, no try counted
+                attempts[era.id] = tries - 1
+                retry.append(era)
+            elif timed_out or tries >= self.retry.attempts:  # a hang would only hang again
+                worker.left.remove(era)
+                yield EraFailure(era, f"worker {name} {reason}", 0.0, name, tries)
+            else:
+                retry.append(era)
+        rest = [e for e in worker.left if e not in retry]
+        if not retry and not rest:
+            return
+        report.restarts += 1
+        spec = replace(
+            worker.spec,
+            eras=tuple(retry + rest),
+            solo=len(retry),
+            attempts=attempts,
+            retrying=f"worker {name} {reason}",
+        )
+        running[name] = self._start(spec)
+
+    @staticmethod
+    def _kill(worker: _Running) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()  # a hung kernel may ignore SIGTERM
+        worker.process.join()
+        worker.pipe.close()

@@ -51,6 +51,7 @@ class EraResult:
     worker: str = "main"
     peak_rss_mb: float = 0.0
     warnings: list[str] = field(default_factory=list)  # e.g. a plugin calculator that raised
+    attempts: int = 1  # tries it took (an earlier one raised or its worker died)
 
     @property
     def empty(self) -> bool:
@@ -65,3 +66,4 @@ class EraFailure:
     error: str
     seconds: float = 0.0
     worker: str = "main"
+    attempts: int = 1

@@ -18,11 +18,11 @@ from .classify import Classifier, EraAnalysis, Route, analyze_eras, route, routi
 from .config import PipelineConfig
 from .database import EMBEDDED, connect, expand_env, start_embedded, table_columns
 from .errors import StreamfxError
-from .executor import LocalExecutor, WorkerSpec
+from .executor import LocalExecutor, Started, WorkerSpec
 from .gpu import gpu_devices
 from .model import Era, EraFailure, EraResult
 from .plugins import extractors, feature_calculators, get_extractor, sink_plugins
-from .sinks import Sink, SinkContext
+from .sinks import EraStatus, Sink, SinkContext
 from .source import Source
 
 Notify = Callable[[str], None]
@@ -294,6 +294,7 @@ def build_sinks(config: PipelineConfig, dsn: str, run_id: str, fingerprint: str 
                 run_id=run_id,
                 pipeline=config.name,
                 fingerprint=fingerprint,
+                reconnect=config.executor.reconnect,
             )
         )
     plugins = sink_plugins()
@@ -338,6 +339,7 @@ class EraRecord:
     peak_rss_mb: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    attempts: int = 0
 
 
 @dataclass
@@ -354,6 +356,8 @@ class RunSummary:
     rows_written: dict[str, int] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    worker_restarts: dict[str, int] = field(default_factory=dict)
+    ended: str = "completed"  # completed | interrupted | aborted: <why>
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records.values())
@@ -384,7 +388,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.ended != "completed" else 0
 
 
 def run_pipeline(
@@ -456,38 +460,76 @@ def run_pipeline(
             summary.rows_written[sink.name] = summary.rows_written.get(sink.name, 0) + written
         batch.clear()
 
+    pending = [EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane]
+    record_status(sinks, pending)
     executor = LocalExecutor(config, dsn)
     try:
-        for outcome in executor.run(plan.workers):
-            record = summary.records[outcome.era.id]
-            record.seconds = outcome.seconds
-            if isinstance(outcome, EraFailure):
-                record.status, record.error = "failed", outcome.error
-                notify(f"era {outcome.era.id} failed: {outcome.error}")
-            elif outcome.empty:
+        for event in executor.run(plan.workers):
+            if isinstance(event, Started):
+                mark_started(summary, event, sinks, notify)
+                continue
+            record = summary.records[event.era.id]
+            record.seconds, record.attempts = event.seconds, event.attempts
+            if isinstance(event, EraFailure):
+                record.status, record.error = "failed", event.error
+                notify(f"era {event.era.id} failed after {event.attempts} tries: {event.error}")
+                record_status(
+                    sinks,
+                    [EraStatus(event.era.id, "failed", event.attempts, event.worker, event.error)],
+                )
+            elif event.empty:
                 record.status = "skipped"
             else:
                 record.status = "done"
-                record.readings = outcome.readings
-                record.features = outcome.features.num_rows
-                record.peak_rss_mb = outcome.peak_rss_mb
-                record.warnings = outcome.warnings
-                for warning in outcome.warnings:
+                record.readings = event.readings
+                record.features = event.features.num_rows
+                record.peak_rss_mb = event.peak_rss_mb
+                record.warnings = event.warnings
+                for warning in event.warnings:
                     notify(f"warning: {warning}")
-                batch.append(outcome)
+                batch.append(event)
                 if len(batch) >= config.executor.batch_eras:
                     flush()
-            on_era(outcome.era, record.status)
+            on_era(event.era, record.status)
         if batch:
             flush()
+    except Exception as exc:
+        summary.ended = f"aborted: {exc}"
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: keep what is finished, the rest reruns
+        summary.ended = "interrupted"
+        if batch:
+            notify(f"writing {len(batch)} finished eras before stopping")
+            flush()
+        raise
     finally:
-        failures = [(r.era.id, r.error or "", r.worker) for r in summary.failed]
-        for sink in sinks:
-            recorder = getattr(sink, "record_failures", None)
-            if recorder is not None and failures:
-                recorder(failures)
         summary.outputs = [sink.close() for sink in sinks]
         summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in executor.reports.items()}
+        summary.worker_restarts = {n: r.restarts for n, r in executor.reports.items()}
         summary.seconds = time.perf_counter() - started
-    summary.outputs.append(write_report(config, dsn, summary))
+        summary.outputs.append(write_report(config, dsn, summary, notify))
     return summary
+
+
+def mark_started(
+    summary: RunSummary, event: Started, sinks: Sequence[Sink], notify: Notify
+) -> None:
+    """A worker began a pass: mark its eras running (and say so when it is a retry)."""
+    for era, attempt in zip(event.eras, event.attempts, strict=True):
+        record = summary.records[era.id]
+        record.attempts, record.worker = attempt, event.worker
+        if event.retrying:
+            notify(f"era {era.id}: try {attempt} on worker {event.worker} ({event.retrying})")
+    running = [
+        EraStatus(era.id, "running", attempt, event.worker)
+        for era, attempt in zip(event.eras, event.attempts, strict=True)
+    ]
+    record_status(sinks, running)
+
+
+def record_status(sinks: Sequence[Sink], entries: Sequence[EraStatus]) -> None:
+    """Tell the sinks that keep a status table; the features, not the status, are what count."""
+    for sink in sinks:
+        recorder = getattr(sink, "record_status", None)
+        if recorder is not None and entries:
+            recorder(entries)

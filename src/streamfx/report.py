@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "estimated_load_s": round(summary.plan.loads.get(spec.name, 0.0), 3),
                 "busy_s": round(sum(r.seconds for r in mine), 3),
                 "peak_rss_mb": round(summary.worker_peak_rss_mb.get(spec.name, 0.0), 1),
+                "restarts": summary.worker_restarts.get(spec.name, 0),
             }
         )
     balance = {}
@@ -66,6 +68,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "streamfx_version": __version__,
         "started_at": summary.started_at.isoformat(),
         "seconds": round(summary.seconds, 3),
+        "ended": summary.ended,
         "routing_policy": summary.plan.policy,
         "gpu_devices": summary.plan.gpu_devices,
         "notices": summary.plan.notices,
@@ -112,6 +115,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "features": r.features,
                 "seconds": round(r.seconds, 4),
                 "peak_rss_mb": round(r.peak_rss_mb, 1),
+                "attempts": r.attempts,
                 "error": r.error,
                 "warnings": r.warnings,
             }
@@ -205,8 +209,14 @@ def _write_tables(report: dict[str, Any], dsn: str, schema: str) -> None:
         conn.close()
 
 
-def write_report(config: PipelineConfig, dsn: str, summary: RunSummary) -> str:
-    """Write the JSON report and the run tables; return a one-line description."""
+def write_report(
+    config: PipelineConfig, dsn: str, summary: RunSummary, notify: Callable[[str], None]
+) -> str:
+    """Write the JSON report and the run tables; return a one-line description.
+
+    The JSON file is always written; the tables are best effort (the database may be the
+    reason the run stopped), with a notice when they could not be.
+    """
     from .pipeline import sink_dsn
 
     report = build_report(summary)
@@ -217,5 +227,9 @@ def write_report(config: PipelineConfig, dsn: str, summary: RunSummary) -> str:
     if not config.sinks.postgres:  # write to the database only where the user asked to
         return f"report: {path}"
     schema = config.sinks.postgres.schema_
-    _write_tables(report, sink_dsn(config, dsn), schema)
+    try:
+        _write_tables(report, sink_dsn(config, dsn), schema)
+    except Exception as exc:
+        notify(f"run report not written to the database ({' '.join(str(exc).split())})")
+        return f"report: {path}"
     return f"report: {path} and {schema}.{RUNS_TABLE} / {schema}.{ERA_RUNS_TABLE}"

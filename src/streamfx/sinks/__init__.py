@@ -25,6 +25,17 @@ class Sink(Protocol):
 
 
 @dataclass(frozen=True)
+class EraStatus:
+    """An era's state for sinks that keep a status table (``record_status``, optional)."""
+
+    era_id: str
+    status: str  # pending | running | done | failed
+    attempts: int = 0
+    worker: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class SinkContext:
     """What a plugin sink gets to know about the run it writes for."""
 

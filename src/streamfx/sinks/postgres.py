@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from .. import database
-from ..database import qualified, quote_ident
+from ..database import Connection, qualified, quote_ident
 from ..errors import StreamfxError
 from ..model import EraResult
+from . import EraStatus
+
+if TYPE_CHECKING:
+    from ..config import RetryConfig
 
 #: Staging columns are all nullable, so the target table's constraints are the ones enforced.
 STAGING_SCHEMA = pa.schema(
@@ -29,12 +32,26 @@ FEATURE_SCHEMA = pa.schema(list(STAGING_SCHEMA)[:4])
 COLUMNS = [field.name for field in STAGING_SCHEMA]
 STAGING = "streamfx_staging"
 STAGING_ERAS = "streamfx_staging_eras"
-#: Per-era status, committed in the same transaction as the era's features (resume reads it).
+#: Per-era status (pending, running, done, failed), "done" committed in the same transaction
+#: as the era's features, so resume can trust it.
 STATUS_TABLE = "streamfx_era_status"
+STATUS_SCHEMA = pa.schema(
+    [
+        pa.field("era_id", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("attempts", pa.int32()),
+        pa.field("worker", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)
 
 
 class PostgresSink:
-    """Keeps ``<schema>.<table>`` (era_id, sensor, feature, value, run_id, extracted_at) current."""
+    """Keeps ``<schema>.<table>`` (era_id, sensor, feature, value, run_id, extracted_at) current.
+
+    Every write is one transaction: an era's rows and its "done" status land together or not
+    at all. With a ``reconnect`` policy a lost connection is reopened and the transaction redone.
+    """
 
     name = "postgres"
 
@@ -47,6 +64,7 @@ class PostgresSink:
         run_id: str,
         pipeline: str = "",
         fingerprint: str = "",
+        reconnect: RetryConfig | None = None,
     ) -> None:
         self.schema = schema
         self.table = table
@@ -56,38 +74,49 @@ class PostgresSink:
         self.target = qualified(schema, table)
         self.status = qualified(schema, STATUS_TABLE)
         self.rows = 0
-        self.conn: Any = database.connect(dsn)
+        self.db: Connection | None = Connection(dsn, reconnect)
         try:
-            self._create_table()
+            self._create_tables()
         except BaseException:
-            self.conn.close()
+            self.db.close()
             raise
 
-    def _create_table(self) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                parameters=(self.schema,),
-            )
-            if cur.fetchone() is None:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.target} ("
-                "era_id text NOT NULL, sensor text NOT NULL, feature text NOT NULL, "
-                "value double precision, run_id text NOT NULL, "
-                "extracted_at timestamptz NOT NULL, "
-                "PRIMARY KEY (era_id, sensor, feature))"
-            )
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.status} ("
-                "pipeline text NOT NULL, era_id text NOT NULL, features_table text NOT NULL, "
-                "fingerprint text NOT NULL, status text NOT NULL, attempts int NOT NULL, "
-                "error text, worker text, run_id text NOT NULL, finished_at timestamptz NOT NULL, "
-                "PRIMARY KEY (pipeline, features_table, era_id))"
-            )
-        self.conn.commit()
-        columns = database.table_columns(self.conn, self.schema, self.table) or {}
-        missing = [c for c in COLUMNS if c not in columns]
+    def _run(self, work: Any) -> Any:
+        assert self.db is not None, "the sink is closed"
+        return self.db.run(work)
+
+    def _create_tables(self) -> None:
+        def create(conn: Any) -> None:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                    parameters=(self.schema,),
+                )
+                if cur.fetchone() is None:
+                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.target} ("
+                    "era_id text NOT NULL, sensor text NOT NULL, feature text NOT NULL, "
+                    "value double precision, run_id text NOT NULL, "
+                    "extracted_at timestamptz NOT NULL, "
+                    "PRIMARY KEY (era_id, sensor, feature))"
+                )
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.status} ("
+                    "pipeline text NOT NULL, era_id text NOT NULL, features_table text NOT NULL,"
+                    " fingerprint text NOT NULL, status text NOT NULL, attempts int NOT NULL,"
+                    " error text, worker text, run_id text NOT NULL, started_at timestamptz,"
+                    " finished_at timestamptz, PRIMARY KEY (pipeline, features_table, era_id))"
+                )
+                # tables from streamfx 0.1 lack started_at and required finished_at
+                cur.execute(
+                    f"ALTER TABLE {self.status} ADD COLUMN IF NOT EXISTS started_at timestamptz"
+                )
+                cur.execute(f"ALTER TABLE {self.status} ALTER COLUMN finished_at DROP NOT NULL")
+
+        self._run(create)
+        columns = self._run(lambda conn: database.table_columns(conn, self.schema, self.table))
+        missing = [c for c in COLUMNS if c not in (columns or {})]
         if missing:
             raise StreamfxError(
                 f"table {self.schema}.{self.table} exists without column(s) {', '.join(missing)}"
@@ -110,17 +139,13 @@ class PostgresSink:
         if not results:
             return 0
         staging = self._staging(results)
-        eras = pa.table(
-            {
-                "era_id": pa.array([r.era.id for r in results], pa.string()),
-                "worker": pa.array([r.worker for r in results], pa.string()),
-            }
-        )
+        done = _status_table([EraStatus(r.era.id, "done", r.attempts, r.worker) for r in results])
         columns = ", ".join(quote_ident(c) for c in COLUMNS)
-        try:
-            with self.conn.cursor() as cur:
+
+        def replace_eras(conn: Any) -> None:
+            with conn.cursor() as cur:
                 cur.adbc_ingest(STAGING, staging, mode="replace", temporary=True)
-                cur.adbc_ingest(STAGING_ERAS, eras, mode="replace", temporary=True)
+                cur.adbc_ingest(STAGING_ERAS, done, mode="replace", temporary=True)
                 # An era's rows equal exactly its latest extraction: replace them whole (an
                 # upsert per era; deleting by the primary key's prefix and inserting is much
                 # cheaper than ON CONFLICT row by row).
@@ -131,72 +156,74 @@ class PostgresSink:
                 cur.execute(
                     f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM pg_temp.{STAGING}"
                 )
-                self._mark(
-                    cur,
-                    f"SELECT era_id, worker, NULL::text AS error FROM pg_temp.{STAGING_ERAS}",
-                    "done",
-                )
+                self._mark(cur)
                 cur.execute(f"DROP TABLE pg_temp.{STAGING}")
-                cur.execute(f"DROP TABLE pg_temp.{STAGING_ERAS}")
-            self.conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):  # the original error is the one to report
-                self.conn.rollback()
-            raise
+
+        self._run(replace_eras)
         self.rows += staging.num_rows
         return staging.num_rows
 
-    def _mark(self, cur: Any, eras_sql: str, status: str) -> None:
-        """Upsert the status of the eras ``eras_sql`` selects (era_id, worker, error)."""
+    def _mark(self, cur: Any) -> None:
+        """Upsert the status rows staged in ``pg_temp.STAGING_ERAS``, then drop them."""
         cur.execute(
             f"INSERT INTO {self.status} AS s (pipeline, era_id, features_table, fingerprint,"
-            " status, attempts, error, worker, run_id, finished_at)"
-            f" SELECT $1, e.era_id, $2, $3, $4, 1, e.error, e.worker, $5, now() FROM ({eras_sql}) AS e"
+            " status, attempts, error, worker, run_id, started_at, finished_at)"
+            " SELECT $1, e.era_id, $2, $3, e.status, e.attempts, e.error, e.worker, $4,"
+            "  CASE WHEN e.status = 'running' THEN now() END,"
+            "  CASE WHEN e.status IN ('done', 'failed') THEN now() END"
+            f" FROM pg_temp.{STAGING_ERAS} AS e"
             " ON CONFLICT (pipeline, features_table, era_id) DO UPDATE SET"
-            " fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, error = EXCLUDED.error,"
-            " worker = EXCLUDED.worker, run_id = EXCLUDED.run_id, finished_at = now(),"
-            " attempts = CASE WHEN s.run_id = EXCLUDED.run_id THEN s.attempts + 1 ELSE 1 END",
-            parameters=(self.pipeline, self.target, self.fingerprint, status, self.run_id),
+            " fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,"
+            " attempts = EXCLUDED.attempts, error = EXCLUDED.error, worker = EXCLUDED.worker,"
+            " run_id = EXCLUDED.run_id, finished_at = EXCLUDED.finished_at,"
+            " started_at = CASE EXCLUDED.status WHEN 'running' THEN now()"
+            "  WHEN 'pending' THEN NULL ELSE s.started_at END",
+            parameters=(self.pipeline, self.target, self.fingerprint, self.run_id),
         )
+        cur.execute(f"DROP TABLE pg_temp.{STAGING_ERAS}")
 
-    def record_failures(self, failures: Sequence[tuple[str, str, str | None]]) -> None:
-        """Mark eras failed: (era_id, error, worker) each; their features stay as they were."""
-        if not failures:
+    def record_status(self, entries: Sequence[EraStatus]) -> None:
+        """Record eras pending, running or failed (a failed era's features stay as they were)."""
+        if not entries:
             return
-        table = pa.table(
-            {
-                "era_id": [f[0] for f in failures],
-                "error": [f[1] for f in failures],
-                "worker": pa.array([f[2] for f in failures], pa.string()),
-            }
-        )
-        try:
-            with self.conn.cursor() as cur:
+        table = _status_table(entries)
+
+        def mark(conn: Any) -> None:
+            with conn.cursor() as cur:
                 cur.adbc_ingest(STAGING_ERAS, table, mode="replace", temporary=True)
-                self._mark(
-                    cur, f"SELECT era_id, worker, error FROM pg_temp.{STAGING_ERAS}", "failed"
-                )
-                cur.execute(f"DROP TABLE pg_temp.{STAGING_ERAS}")
-            self.conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.conn.rollback()
-            raise
+                self._mark(cur)
+
+        self._run(mark)
 
     def done_eras(self) -> set[str]:
         """Eras this table already holds for the same pipeline and feature fingerprint."""
-        with self.conn.cursor() as cur:
-            cur.execute(
-                f"SELECT era_id FROM {self.status} WHERE pipeline = $1 AND features_table = $2"
-                " AND fingerprint = $3 AND status = 'done'",
-                parameters=(self.pipeline, self.target, self.fingerprint),
-            )
-            rows = cur.fetchall()
-        self.conn.commit()
-        return {row[0] for row in rows}
+
+        def select(conn: Any) -> list[Any]:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"SELECT era_id FROM {self.status} WHERE pipeline = $1"
+                    " AND features_table = $2 AND fingerprint = $3 AND status = 'done'",
+                    parameters=(self.pipeline, self.target, self.fingerprint),
+                )
+                return cur.fetchall()
+
+        return {row[0] for row in self._run(select)}
 
     def close(self) -> str:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        if self.db is not None:
+            self.db.close()
+            self.db = None
         return f"postgres: {self.schema}.{self.table} ({self.rows:,} rows this run)"
+
+
+def _status_table(entries: Sequence[EraStatus]) -> pa.Table:
+    return pa.table(
+        {
+            "era_id": [e.era_id for e in entries],
+            "status": [e.status for e in entries],
+            "attempts": [e.attempts for e in entries],
+            "worker": [e.worker for e in entries],
+            "error": [e.error for e in entries],
+        },
+        schema=STATUS_SCHEMA,
+    )
