@@ -49,8 +49,26 @@ def combiner(function: Callable[..., list[tuple[str, Array]]]) -> Callable[..., 
     return function
 
 
+_SUFFIXES: dict[int, tuple[Mapping[str, Any], dict[str, Any], str]] = {}
+
+
 def param_suffix(param: Mapping[str, Any]) -> str:
-    """tsfresh's column suffix for one parameter set: sorted ``key_value`` joined by ``__``."""
+    """tsfresh's column suffix for one parameter set: sorted ``key_value`` joined by ``__``.
+
+    Remembered per parameter-set object (and its contents, should it change): the same
+    settings come back for every bucket.
+    """
+    entry = _SUFFIXES.get(id(param))
+    if entry is not None and entry[0] is param and entry[1] == param:
+        return entry[2]
+    suffix = _param_suffix(param)
+    if len(_SUFFIXES) > 100_000:
+        _SUFFIXES.clear()
+    _SUFFIXES[id(param)] = (param, dict(param), suffix)
+    return suffix
+
+
+def _param_suffix(param: Mapping[str, Any]) -> str:
     return "__".join(
         f'{key}_"{value}"' if isinstance(value, str) else f"{key}_{value}"
         for key, value in sorted(param.items())

@@ -190,11 +190,16 @@ def _pinv_solve(xp: Any, design: Array, target: Array) -> Array:
 
 
 def _lag_design(xp: Any, x: Array, k: int) -> tuple[Array, Array]:
-    """AutoReg's regressors (constant, x[t-1], ..., x[t-k]) and targets x[t] for t >= k."""
+    """AutoReg's regressors (constant, x[t-1], ..., x[t-k]) and targets x[t] for t >= k.
+
+    The design is a transposed view of (series, regressor, t): stacking whole columns is
+    several times cheaper than interleaving them, and the SVD copies each matrix into
+    column-major order anyway, so it sees the same values.
+    """
     rows, n = x.shape
     columns = [xp.ones((rows, n - k), dtype=xp.float64)]
     columns += [x[:, k - lag : n - lag] for lag in range(1, k + 1)]
-    return xp.stack(columns, axis=2), x[:, k:]
+    return xp.permute_dims(xp.stack(columns, axis=1), (0, 2, 1)), x[:, k:]
 
 
 def _autoreg_params(xp: Any, x: Array, k: int) -> Array:
