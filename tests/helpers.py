@@ -44,10 +44,13 @@ def write_pipeline(path: Path, **overrides: Any) -> Path:
 
 
 def streamfx(
-    *args: str, dsn: str | None = None, cwd: Path | None = None
+    *args: str,
+    dsn: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the installed ``streamfx`` command in a subprocess, as a user would."""
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     if dsn is not None:
         env["STREAMFX_DSN"] = dsn
     return subprocess.run(

@@ -1,0 +1,130 @@
+"""Faults inside a run: eras that raise, workers that die or hang. The rest completes.
+
+The ``faulty`` extractor (tests/plugins/faults.py) is the native extractor plus injected
+faults on chosen eras; every other era must come out exactly as a clean run computes it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from streamfx.datasets.demo import DemoTables, seed_demo
+
+from .conftest import REPO
+from .helpers import streamfx, write_pipeline
+
+FAULTS = {
+    "2": "raise",  # fails on every try
+    "5": "crash",  # kills its worker on every try
+    "8": "hang",  # never returns: stopped by era_timeout
+    "3": "crash-once",  # kills its worker once, then succeeds on a fresh one
+    "10": "raise-once",  # raises once, then succeeds
+}
+FAILING = {"2", "5", "8"}
+
+
+def pipeline(tmp_path: Path, name: str, extractor: str) -> Path:
+    return write_pipeline(
+        tmp_path / f"{name}.yaml",
+        plugins=[str(REPO / "tests" / "plugins" / "faults.py")],
+        stages__extract__extractor=extractor,
+        stages__classify={"profile": "reference", "default_features": "minimal"},
+        executor={
+            "cpu_workers": 2,
+            "eras_per_pass": 3,
+            "batch_eras": 2,
+            "retry": {"attempts": 2, "backoff": "0s"},
+            "era_timeout": "8s",
+        },
+        sinks__parquet__path=str(tmp_path / name),
+        sinks__postgres__table=f"features_{name}",
+    )
+
+
+def db_features(conn, table: str) -> pl.DataFrame:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT era_id, sensor, feature, value FROM {table}")
+        frame = pl.from_arrow(cur.fetch_arrow_table())
+    conn.commit()
+    return frame.sort("era_id", "sensor", "feature")
+
+
+def statuses(conn, table: str) -> dict[str, tuple[str, int, str | None]]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT era_id, status, attempts, error FROM streamfx_era_status"
+            " WHERE features_table = $1",
+            parameters=(f'"public"."{table}"',),
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    return {era: (status, attempts, error) for era, status, attempts, error in rows}
+
+
+def assert_same_values(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    """Equal keys, values equal to 1e-9 (eras retried alone are batched differently)."""
+    assert got.select("era_id", "sensor", "feature").equals(
+        expected.select("era_id", "sensor", "feature")
+    )
+    np.testing.assert_allclose(
+        got["value"].to_numpy(), expected["value"].to_numpy(), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_faulty_eras_fail_alone_and_a_rerun_completes(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
+    seed_demo(pg_conn, DemoTables(), days=5)
+    clean = streamfx("run", str(pipeline(tmp_path, "clean", "native")), "-q", dsn=pg_dsn)
+    assert clean.returncode == 0, clean.stderr
+    expected = db_features(pg_conn, "features_clean")
+    all_eras = set(expected["era_id"].unique())
+    assert FAILING.issubset(all_eras) and len(all_eras) > len(FAILING)
+
+    path = pipeline(tmp_path, "faulty", "faulty")
+    faults = {
+        "STREAMFX_FAULTS": ",".join(f"{era}:{fault}" for era, fault in FAULTS.items()),
+        "STREAMFX_FAULTS_DIR": str(tmp_path),
+    }
+    run = streamfx("run", str(path), "-q", dsn=pg_dsn, env=faults)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    for era in FAILING:
+        assert f"era {era} failed" in run.stderr
+
+    # the database: every other era done, the faulty ones failed with their reasons
+    status = statuses(pg_conn, "features_faulty")
+    assert status["2"][:2] == ("failed", 2) and "injected fault on era 2" in status["2"][2]
+    assert status["5"][:2] == ("failed", 2) and "died" in status["5"][2]
+    assert status["8"][0] == "failed" and "timed out after 8 s" in status["8"][2]
+    # a try that fails a pass of several eras counts for none of them: each is redone alone
+    assert status["3"][0] == "done" and status["10"][0] == "done"
+    assert {era for era, s in status.items() if s[0] == "done"} == all_eras - FAILING
+    got = db_features(pg_conn, "features_faulty")
+    assert set(got["era_id"].unique()) == all_eras - FAILING
+    assert_same_values(got, expected.filter(~pl.col("era_id").is_in(list(FAILING))))
+
+    # the report says the same
+    (report_file,) = (tmp_path / "faulty" / "runs").glob("*.json")
+    report = json.loads(report_file.read_text())
+    assert report["eras"]["failed"] == 3 and report["ended"] == "completed"
+    detail = {e["era_id"]: e for e in report["eras_detail"]}
+    assert {e for e, d in detail.items() if d["status"] == "failed"} == FAILING
+    assert detail["5"]["attempts"] == 2 and detail["3"]["status"] == "done"
+    assert sum(w["restarts"] for w in report["workers"]) >= 3  # era 5 crashing, era 8 hanging
+
+    # the faults are gone: a rerun computes only the failed eras, and the output is complete
+    rerun = streamfx("run", str(path), "-q", dsn=pg_dsn, env={"STREAMFX_FAULTS": ""})
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(all_eras) - 3} eras already done" in rerun.stderr
+    assert_same_values(db_features(pg_conn, "features_faulty"), expected)
+    parquet = pl.read_parquet(tmp_path / "faulty" / "features.parquet").sort("era_id")
+    reference = pl.read_parquet(tmp_path / "clean" / "features.parquet").sort("era_id")
+    assert parquet["era_id"].to_list() == reference["era_id"].to_list()
+    assert parquet.columns == reference.columns
+    numbers = [c for c, t in reference.schema.items() if t == pl.Float64]
+    np.testing.assert_allclose(
+        parquet.select(numbers).to_numpy(), reference.select(numbers).to_numpy(), rtol=1e-9
+    )
