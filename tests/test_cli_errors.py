@@ -79,6 +79,15 @@ CONFIG_ERRORS = {
     ),
     "missing_readings": ({"source__readings": None}, ["source.readings", "required"]),
     "bad_name": ({"name": "my pipeline!"}, ["name"]),
+    "zero_retry_attempts": (
+        {"executor__retry": {"attempts": 0, "backoff": "1s"}},
+        ["executor.retry.attempts", "greater than or equal to 1"],
+    ),
+    "bad_backoff": (
+        {"executor__reconnect": {"attempts": 3, "backoff": "soon"}},
+        ["executor.reconnect.backoff", "duration"],
+    ),
+    "zero_era_timeout": ({"executor__era_timeout": "0s"}, ["executor.era_timeout", "positive"]),
 }
 
 

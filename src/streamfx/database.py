@@ -154,6 +154,7 @@ class Connection:
                 self.conn.close()
             self.conn = reconnect(self.dsn, self.policy)
             rounds += 1
+            self.reconnects += 1
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
