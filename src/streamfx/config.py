@@ -224,7 +224,10 @@ class RetryConfig(Section):
 
 
 class ExecutorConfig(Section):
-    kind: Literal["local"] = "local"
+    kind: Literal["local", "ray"] = "local"  # ray: Ray tasks on a cluster (the ray extra)
+    # ray only: "auto" (this machine's cluster, else a local instance), ray://host:port, host:port
+    address: str = "auto"
+    ray_num_cpus: int | None = Field(None, ge=1)  # CPUs of a local Ray instance; None: all
     cpu_workers: int | None = Field(None, ge=1)  # default: one per core
     gpu_workers: int | None = Field(None, ge=1)  # default: one per GPU
     gpu: Literal["auto", "required", "off"] = "auto"

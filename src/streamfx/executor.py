@@ -242,6 +242,7 @@ class WorkerReport:
     peak_rss_mb: float = 0.0
     exit_code: int | None = None
     restarts: int = 0  # fresh processes that replaced one that died or was stopped
+    node: str | None = None  # where it ran (the ray executor: "hostname (ip)")
 
 
 def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
@@ -403,3 +404,12 @@ class LocalExecutor:
             worker.process.kill()  # a hung kernel may ignore SIGTERM
         worker.process.join()
         worker.pipe.close()
+
+
+def make_executor(config: PipelineConfig, dsn: str) -> Executor:
+    """The executor ``executor.kind`` names (ray is imported only when chosen)."""
+    if config.executor.kind == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(config, dsn)
+    return LocalExecutor(config, dsn)

@@ -18,7 +18,7 @@ from .classify import Classifier, EraAnalysis, Route, analyze_eras, route, routi
 from .config import PipelineConfig
 from .database import EMBEDDED, connect, expand_env, start_embedded, table_columns
 from .errors import StreamfxError
-from .executor import LocalExecutor, Started, WorkerSpec
+from .executor import Started, WorkerSpec, make_executor
 from .gpu import gpu_devices
 from .model import Era, EraFailure, EraResult
 from .plugins import extractors, feature_calculators, get_extractor, sink_plugins
@@ -133,6 +133,10 @@ def check_stages(config: PipelineConfig) -> Classifier:
     from .plugin_calculators import check_calculators
 
     get_extractor(config.stages.extract.extractor)
+    if config.executor.kind == "ray":
+        from .ray_executor import ray_module
+
+        ray_module()  # the one-line error when the ray extra is missing
     for name in feature_calculators():
         if name in TSFRESH_CALCULATORS:
             raise StreamfxError(
@@ -156,13 +160,21 @@ def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
     executor = config.executor
     extract = config.stages.extract
 
-    devices = 0 if executor.gpu == "off" else gpu_devices()
+    cores, cluster_gpus, notices = available_cores(), None, []
+    if executor.kind == "ray":  # lanes sized to the cluster, not to this machine
+        from .ray_executor import cluster_lanes
+
+        cores, cluster_gpus, where = cluster_lanes(config)
+        notices.append(where)
+    if executor.gpu == "off":
+        devices = 0
+    else:
+        devices = gpu_devices() if cluster_gpus is None else cluster_gpus
     if executor.gpu == "required" and devices == 0:
         raise StreamfxError(
             "executor.gpu: required, but no usable CUDA device was found (CuPy or cuDF must "
             "import and see a GPU: pip install -e '.[gpu]')"
         )
-    notices = []
     gpu_lane = devices > 0 and GPU_EXTRACTOR in extractors()
     wanting_gpu = sum(r.lane == "gpu" for r in routes)
     if wanting_gpu and not gpu_lane:
@@ -178,7 +190,7 @@ def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
         )
     lanes = {
         "gpu": executor.gpu_workers or devices if gpu_lane else 0,
-        "cpu": executor.cpu_workers or available_cores(),
+        "cpu": executor.cpu_workers or cores,
     }
     lane_of = [
         None if r.lane is None else (r.lane if r.lane == "cpu" or gpu_lane else "cpu")
@@ -357,6 +369,7 @@ class RunSummary:
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     worker_restarts: dict[str, int] = field(default_factory=dict)
+    worker_nodes: dict[str, str | None] = field(default_factory=dict)
     ended: str = "completed"  # completed | interrupted | aborted: <why>
 
     def count(self, status: str) -> int:
@@ -462,7 +475,7 @@ def run_pipeline(
 
     pending = [EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane]
     record_status(sinks, pending)
-    executor = LocalExecutor(config, dsn)
+    executor = make_executor(config, dsn)
     try:
         for event in executor.run(plan.workers):
             if isinstance(event, Started):
@@ -506,6 +519,7 @@ def run_pipeline(
         summary.outputs = [sink.close() for sink in sinks]
         summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in executor.reports.items()}
         summary.worker_restarts = {n: r.restarts for n, r in executor.reports.items()}
+        summary.worker_nodes = {n: r.node for n, r in executor.reports.items()}
         summary.seconds = time.perf_counter() - started
         summary.outputs.append(write_report(config, dsn, summary, notify))
     return summary

@@ -50,6 +50,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "busy_s": round(sum(r.seconds for r in mine), 3),
                 "peak_rss_mb": round(summary.worker_peak_rss_mb.get(spec.name, 0.0), 1),
                 "restarts": summary.worker_restarts.get(spec.name, 0),
+                "node": summary.worker_nodes.get(spec.name),
             }
         )
     balance = {}
