@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,14 +66,22 @@ def _atomic_write(target: Path, write) -> None:
         raise
 
 
-def _write_parquet(frame: pl.DataFrame, file: Path, metadata: dict[str, str] | None = None) -> None:
-    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema."""
+def _write_parquet(
+    frame: pl.DataFrame, file: Path, metadata: dict[str, str] | None = None, *, wide: bool = False
+) -> None:
+    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema.
+
+    ``wide``: thousands of float columns; dictionaries and statistics only for the era columns
+    (where readers filter), which halves the write time and the file size.
+    """
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     schema = pa.schema(
         [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
         metadata=metadata,
     )
-    pq.write_table(table.cast(schema), file, compression="zstd")
+    era_columns = [c for c in ERA_SCHEMA if c in table.column_names]
+    options = {"use_dictionary": era_columns, "write_statistics": era_columns} if wide else {}
+    pq.write_table(table.cast(schema), file, compression="zstd", **options)
 
 
 def era_part(result: EraResult) -> pl.DataFrame:
@@ -107,6 +116,29 @@ def era_part(result: EraResult) -> pl.DataFrame:
 
 
 PART_VALUES = {"name": pl.String(), "value": pl.Float64()}
+
+
+def _pivot(values: pl.DataFrame, era_ids: pl.Series) -> pl.DataFrame:
+    """Long (era_id, name, value) -> one row per ``era_ids`` entry, one column per name (sorted).
+
+    A dense eras x names matrix filled by index: polars' generic pivot takes seconds for the
+    thousands of columns a feature table has, this takes milliseconds. Null marks a feature
+    the era does not have (its sensor had no readings); NaN stays NaN (undefined feature).
+    """
+    names = values["name"].unique().sort()
+    rows = values.join(
+        pl.DataFrame({"era_id": era_ids, "row": pl.int_range(era_ids.len(), eager=True)}),
+        on="era_id",
+    ).join(pl.DataFrame({"name": names, "col": pl.int_range(names.len(), eager=True)}), on="name")
+    matrix = np.full((era_ids.len(), names.len()), np.nan)
+    valid = np.zeros(matrix.shape, dtype=bool)
+    row, col = rows["row"].to_numpy(), rows["col"].to_numpy()
+    matrix[row, col] = rows["value"].fill_null(np.nan).to_numpy()
+    valid[row, col] = rows["value"].is_not_null().to_numpy()
+    columns = [pa.array(matrix[:, j], mask=~valid[:, j]) for j in range(names.len())]
+    wide = pl.from_arrow(pa.Table.from_arrays(columns, names=names.to_list()))
+    assert isinstance(wide, pl.DataFrame)
+    return wide
 
 
 class ParquetSink:
@@ -173,15 +205,10 @@ class ParquetSink:
         values = long.filter(pl.col("name").is_not_null()).unique(
             subset=["era_id", "name"], keep="last", maintain_order=True
         )
-        table = eras
-        if values.height:
-            wide = values.pivot(on="name", index="era_id", values="value")
-            table = eras.join(wide, on="era_id", how="left", maintain_order="left")
-        features = sorted(c for c in table.columns if c not in ERA_SCHEMA)
-        return table.select(
-            *(pl.col(c).cast(t) for c, t in ERA_SCHEMA.items()),
-            *(pl.col(c).cast(pl.Float64) for c in features),
-        ).sort(["partition", "start", "era_id"], nulls_last=False)
+        eras = eras.select(*(pl.col(c).cast(t) for c, t in ERA_SCHEMA.items()))
+        wide = _pivot(values, eras["era_id"])
+        table = pl.concat([eras, wide], how="horizontal") if wide.width else eras
+        return table.sort(["partition", "start", "era_id"], nulls_last=False)
 
     def _select(self, table: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
         """Drop feature columns whose variance across eras is <= threshold or that hold no value."""
@@ -198,7 +225,7 @@ class ParquetSink:
     def close(self) -> str:
         table, dropped = self._select(self._compose())
         target = self.path / FEATURES_FILE
-        _atomic_write(target, lambda tmp: _write_parquet(table, tmp))
+        _atomic_write(target, lambda tmp: _write_parquet(table, tmp, wide=True))
         features = table.width - len(ERA_SCHEMA)
         manifest = {
             "pipeline": self.pipeline,
