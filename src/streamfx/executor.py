@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import resource
+import signal
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -247,6 +249,7 @@ class WorkerReport:
 
 def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
     """Entry point of a worker process: send events, then ``done`` (or ``fatal``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it stops us
     try:
         for event in EraWorker(config, dsn, spec).run():
             pipe.send(("event", event))
@@ -254,6 +257,10 @@ def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) 
         pipe.send(("fatal", str(exc)))
         return
     pipe.send(("done", peak_rss_mb()))
+    pipe.close()
+    # Everything is sent (the connection closed when run() ended): skip the interpreter's
+    # teardown of numba, scipy and polars, which the runner would otherwise wait ~0.5 s for.
+    os._exit(0)
 
 
 @dataclass
