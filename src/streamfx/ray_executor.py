@@ -79,14 +79,17 @@ def connect(config: PipelineConfig) -> str:
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if not ray.is_initialized():
         try:
-            ray.init(address=address, **options)
-        except ConnectionError:
-            if address != "auto":
-                raise StreamfxError(
-                    f"executor.address: no Ray cluster answers at {address!r}"
-                ) from None
-            ray.init(address="local", num_cpus=config.executor.ray_num_cpus, **options)
-            _started_here = True
+            try:
+                ray.init(address=address, **options)
+            except ConnectionError:
+                if address != "auto":
+                    raise
+                ray.init(address="local", num_cpus=config.executor.ray_num_cpus, **options)
+                _started_here = True
+        except Exception as exc:  # no cluster there, a refused token, Ray Client missing, ...
+            raise StreamfxError(
+                f"executor.address: cannot connect to Ray at {address!r}: {_reason(exc)}"
+            ) from None
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
@@ -95,10 +98,14 @@ def connect(config: PipelineConfig) -> str:
 
 
 def cluster_lanes(config: PipelineConfig) -> tuple[int, int, str]:
-    """CPUs and GPUs of the cluster (the default lane sizes), and a notice saying where."""
+    """CPUs and GPUs of the cluster (the default lane sizes), and a notice saying where.
+
+    At least one CPU worker: on a cluster whose CPU nodes have not joined yet (a head started
+    with ``--num-cpus=0``), its task waits for one instead of its eras going nowhere.
+    """
     notice = connect(config)
     resources = ray_module().cluster_resources()
-    return int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), notice
+    return max(1, int(resources.get("CPU", 0))), int(resources.get("GPU", 0)), notice
 
 
 def disconnect() -> None:
