@@ -60,7 +60,7 @@ def clean_errors(func: F) -> F:
         except typer.Exit:
             raise
         except StreamfxError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("streamfx: interrupted; eras written so far are whole, rerun to resume")
@@ -73,7 +73,7 @@ def clean_errors(func: F) -> F:
                 raise
             message = " ".join(str(exc).split())
             err.print(
-                f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} "
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(message)} "
                 "(set STREAMFX_DEBUG=1 for a traceback)",
                 highlight=False,
                 soft_wrap=True,
@@ -157,7 +157,9 @@ def run(
             era_ids=era_ids,
             limit=limit,
             force=force,
-            notify=lambda msg: err.print(f"streamfx: {msg}", highlight=False, soft_wrap=True),
+            notify=lambda msg: err.print(
+                f"streamfx: {msg}", highlight=False, markup=False, soft_wrap=True
+            ),
             on_era=on_era,
             on_eras=lambda total: progress.update(task, total=total),
         )
@@ -182,7 +184,7 @@ def _print_summary(summary: Any) -> None:
         more = ", ..." if len(summary.skipped) > 10 else ""
         table.add_row("skipped (no readings)", ", ".join(summary.skipped[:10]) + more)
     for failure in summary.failed[:10]:
-        table.add_row("failed", f"{failure.era.id}: {(failure.error or '')[:200]}")
+        table.add_row("failed", escape(f"{failure.era.id}: {(failure.error or '')[:200]}"))
     if report["success_rate"] is not None:
         table.add_row("success rate", f"{report['success_rate']:.1%}")
     routed, ran = report["distribution"]["routed"], report["distribution"]["ran"]
@@ -223,7 +225,7 @@ def _print_summary(summary: Any) -> None:
         table.add_row(f"rows written ({sink})", f"{rows:,}")
     table.add_row("time", f"{summary.seconds:.1f} s")
     for line in summary.outputs:
-        table.add_row("output", line)
+        table.add_row("output", escape(line))
     out.print(table)
 
 
@@ -248,10 +250,12 @@ def plan(
         config,
         era_ids=era_ids,
         limit=limit,
-        notify=lambda msg: err.print(f"streamfx: {msg}", highlight=False, soft_wrap=True),
+        notify=lambda msg: err.print(
+            f"streamfx: {msg}", highlight=False, markup=False, soft_wrap=True
+        ),
     )
     for notice in the_plan.notices:
-        err.print(f"streamfx: {notice}", highlight=False, soft_wrap=True)
+        err.print(f"streamfx: {notice}", highlight=False, markup=False, soft_wrap=True)
     table = Table(title=f"plan: {config.name} ({the_plan.policy} routing)")
     for column in (
         "era",

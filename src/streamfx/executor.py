@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import resource
 import signal
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -247,37 +248,68 @@ class WorkerReport:
     node: str | None = None  # where it ran (the ray executor: "hostname (ip)")
 
 
-def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
-    """Entry point of a worker process: send events, then ``done`` (or ``fatal``)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it stops us
+def worker_messages(
+    config: PipelineConfig, dsn: str, spec: WorkerSpec, node: str
+) -> Iterator[tuple[str, Any]]:
+    """What a worker tells its executor: ``node``, its events, then ``done`` (or ``fatal``)."""
+    yield ("node", node)
     try:
         for event in EraWorker(config, dsn, spec).run():
-            pipe.send(("event", event))
+            yield ("event", event)
     except DatabaseLost as exc:
-        pipe.send(("fatal", str(exc)))
+        yield ("fatal", str(exc))
         return
-    pipe.send(("done", peak_rss_mb()))
+    yield ("done", peak_rss_mb())
+
+
+def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
+    """Entry point of a local worker process: its messages go through its pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it stops us
+    for message in worker_messages(config, dsn, spec, socket.gethostname()):
+        pipe.send(message)
     pipe.close()
     # Everything is sent (the connection closed when run() ended): skip the interpreter's
     # teardown of numba, scipy and polars, which the runner would otherwise wait ~0.5 s for.
     os._exit(0)
 
 
+class WorkerLost(Exception):
+    """A worker's channel says the worker is gone; ``retryable``: starting it again may help."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
 @dataclass
-class _Running:
-    """A worker process as the local executor sees it."""
+class Tracked:
+    """A worker as its executor sees it: the eras without an outcome yet and the pass in flight."""
 
     spec: WorkerSpec
-    process: Any
-    pipe: Any
-    left: list[Era]  # eras without an outcome yet, in order
+    handle: Any  # the executor's own: a process and its pipe, a Ray task's stream
+    left: list[Era]  # in order
     in_flight: Started | None = None
-    since: float = 0.0  # when the pass in flight started (monotonic)
+    since: float = 0.0  # when the pass in flight started (monotonic, in the runner)
     began: bool = False  # it started at least one pass
 
+    def note(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.in_flight, self.since, self.began = event, time.monotonic(), True
+            return
+        self.left.remove(event.era)
+        if self.in_flight and all(e not in self.left for e in self.in_flight.eras):
+            self.in_flight = None
 
-class LocalExecutor:
-    """GPU and CPU lanes as worker processes on this machine."""
+
+class Supervisor:
+    """What every executor does around its workers: start them, route their messages, stop the
+    overdue ones, and replace the lost ones (retrying or failing the eras they had in flight).
+
+    A worker's messages are ``("node", where)``, ``("event", Started | outcome)``, then
+    ``("done", peak_rss_mb)`` or ``("fatal", message)`` (the database is gone for good).
+    Subclasses say how to start a worker, wait for messages, read one, and stop a worker.
+    """
 
     def __init__(self, config: PipelineConfig, dsn: str) -> None:
         self.config = config
@@ -286,105 +318,101 @@ class LocalExecutor:
         timeout = config.executor.era_timeout
         self.timeout = timeout.total_seconds() if timeout else None
         self.reports: dict[str, WorkerReport] = {}
-        # spawn, not fork: polars and the ADBC driver hold threads that fork would copy broken
-        self.context = mp.get_context("spawn")
+
+    def _start(self, spec: WorkerSpec) -> Any:
+        """Start a worker for ``spec``; return its handle."""
+        raise NotImplementedError
+
+    def _wait(self, running: dict[str, Tracked], timeout: float) -> list[str]:
+        """Names of the workers with a message (or an end) to read, waiting up to ``timeout``."""
+        raise NotImplementedError
+
+    def _read(self, worker: Tracked) -> tuple[str, Any]:
+        """The worker's next message; raises :class:`WorkerLost` when it is gone."""
+        raise NotImplementedError
+
+    def _stop(self, worker: Tracked) -> int | None:
+        """Stop the worker (kill it if it still runs) and release it; its exit code if known."""
+        raise NotImplementedError
 
     def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
-        running = {w.name: self._start(w) for w in workers if w.eras}
+        running = {w.name: Tracked(w, self._start(w), list(w.eras)) for w in workers if w.eras}
         self.reports = {name: WorkerReport(name) for name in running}
         try:
             while running:
                 yield from self._stop_overdue(running)
-                ready = set(wait([r.pipe for r in running.values()], timeout=self._wait_s(running)))
-                for name, worker in list(running.items()):
-                    if worker.pipe in ready:
-                        yield from self._receive(name, worker, running)
+                for name in self._wait(running, self._wait_s(running)):
+                    yield from self._receive(name, running)
         finally:
             for worker in running.values():
-                self._kill(worker)
+                self._stop(worker)
 
-    def _start(self, spec: WorkerSpec) -> _Running:
-        reader, writer = self.context.Pipe(duplex=False)
-        process = self.context.Process(
-            target=_worker_main,
-            args=(self.config, self.dsn, spec, writer),
-            name=f"streamfx-{spec.name}",
-        )
-        process.start()
-        writer.close()  # the child holds the only writing end: its death closes the pipe
-        return _Running(spec, process, reader, list(spec.eras))
-
-    def _wait_s(self, running: dict[str, _Running]) -> float:
+    def _wait_s(self, running: dict[str, Tracked]) -> float:
         if self.timeout is None:
             return 5.0
         now = time.monotonic()
-        deadlines = [r.since + self.timeout - now for r in running.values() if r.in_flight]
+        deadlines = [w.since + self.timeout - now for w in running.values() if w.in_flight]
         return max(0.05, min(deadlines, default=5.0))
 
-    def _receive(
-        self, name: str, worker: _Running, running: dict[str, _Running]
-    ) -> Iterator[Event]:
+    def _receive(self, name: str, running: dict[str, Tracked]) -> Iterator[Event]:
+        worker, report = running[name], self.reports[name]
         try:
-            kind, payload = worker.pipe.recv()
-        except (EOFError, OSError):  # the process is gone: its pipe closed
-            worker.process.join()
-            code = worker.process.exitcode
-            yield from self._replace(name, worker, running, f"died (exit code {code})")
+            kind, payload = self._read(worker)
+        except WorkerLost as lost:
+            report.exit_code = self._stop(worker)
+            yield from self._replace(name, running, lost.reason, retryable=lost.retryable)
             return
         if kind == "event":
-            if isinstance(payload, Started):
-                worker.in_flight, worker.since, worker.began = payload, time.monotonic(), True
-            else:
-                worker.left.remove(payload.era)
-                flight = worker.in_flight
-                if flight and all(e not in worker.left for e in flight.eras):
-                    worker.in_flight = None
+            worker.note(payload)
             yield payload
+        elif kind == "node":
+            report.node = payload
         elif kind == "done":
-            self.reports[name].peak_rss_mb = payload
-            worker.process.join()
-            self.reports[name].exit_code = worker.process.exitcode
+            report.peak_rss_mb = payload
+            report.exit_code = self._stop(worker)
             del running[name]
         else:  # fatal: the database is gone for good
             raise DatabaseLost(payload)
 
-    def _stop_overdue(self, running: dict[str, _Running]) -> Iterator[Event]:
+    def _stop_overdue(self, running: dict[str, Tracked]) -> Iterator[Event]:
         if self.timeout is None:
             return
         now = time.monotonic()
         for name, worker in list(running.items()):
             if worker.in_flight and now - worker.since > self.timeout:
-                self._kill(worker)
+                self.reports[name].exit_code = self._stop(worker)
                 yield from self._replace(
-                    name, worker, running, f"timed out after {self.timeout:g} s", timed_out=True
+                    name, running, f"timed out after {self.timeout:g} s", timed_out=True
                 )
 
     def _replace(
         self,
         name: str,
-        worker: _Running,
-        running: dict[str, _Running],
+        running: dict[str, Tracked],
         reason: str,
+        *,
         timed_out: bool = False,
+        retryable: bool = False,
     ) -> Iterator[Event]:
-        """A worker died or was stopped: fail or retry its eras in flight, restart the rest."""
-        report = self.reports[name]
-        report.exit_code = worker.process.exitcode
-        worker.pipe.close()
-        del running[name]
-        if not worker.began:  # it could not even start (a plugin import, say): no retry helps
+        """A worker died or was stopped: fail or retry its eras in flight, restart the rest.
+
+        A worker lost before its first era fails its eras, unless the loss may pass (a node
+        going away, not streamfx's code failing to start), up to ``retry.attempts`` restarts.
+        """
+        worker, report = running.pop(name), self.reports[name]
+        if not worker.began and (not retryable or report.restarts >= self.retry.attempts):
             for era in worker.left:
                 yield EraFailure(era, f"worker {name} {reason} before its first era", 0.0, name)
             return
         flight = worker.in_flight
-        in_flight = [e for e in (flight.eras if flight else ()) if e in worker.left]
+        shared = flight is not None and len(flight.eras) > 1
         attempts = dict(worker.spec.attempts)
         if flight:
             attempts.update(zip((e.id for e in flight.eras), flight.attempts, strict=True))
         retry: list[Era] = []
-        for era in in_flight:
+        for era in [e for e in (flight.eras if flight else ()) if e in worker.left]:
             tries = attempts[era.id]
-            if len(flight.eras) > 1:  # a shared pass: redo each era alone, no try counted
+            if shared:  # a shared pass: redo each era alone, no try counted
                 attempts[era.id] = tries - 1
                 retry.append(era)
             elif timed_out or tries >= self.retry.attempts:  # a hang would only hang again
@@ -403,14 +431,56 @@ class LocalExecutor:
             attempts=attempts,
             retrying=f"worker {name} {reason}",
         )
-        running[name] = self._start(spec)
+        running[name] = Tracked(spec, self._start(spec), list(spec.eras))
 
-    @staticmethod
-    def _kill(worker: _Running) -> None:
-        if worker.process.is_alive():
-            worker.process.kill()  # a hung kernel may ignore SIGTERM
-        worker.process.join()
-        worker.pipe.close()
+
+@dataclass
+class _Process:
+    process: Any
+    pipe: Any
+
+
+class LocalExecutor(Supervisor):
+    """GPU and CPU lanes as worker processes on this machine, each talking through its own pipe.
+
+    A pipe per worker, not a shared queue: a worker killed mid-message corrupts only its own
+    channel, and its end of the pipe closing is how its death is noticed, at once.
+    """
+
+    def __init__(self, config: PipelineConfig, dsn: str) -> None:
+        super().__init__(config, dsn)
+        # spawn, not fork: polars and the ADBC driver hold threads that fork would copy broken
+        self.context = mp.get_context("spawn")
+
+    def _start(self, spec: WorkerSpec) -> _Process:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_worker_main,
+            args=(self.config, self.dsn, spec, writer),
+            name=f"streamfx-{spec.name}",
+        )
+        process.start()
+        writer.close()  # the child holds the only writing end: its death closes the pipe
+        return _Process(process, reader)
+
+    def _wait(self, running: dict[str, Tracked], timeout: float) -> list[str]:
+        pipes = {w.handle.pipe: name for name, w in running.items()}
+        return [pipes[pipe] for pipe in wait(list(pipes), timeout=timeout)]
+
+    def _read(self, worker: Tracked) -> tuple[str, Any]:
+        try:
+            return worker.handle.pipe.recv()
+        except (EOFError, OSError):  # the process is gone: its pipe closed
+            worker.handle.process.join()
+            raise WorkerLost(f"died (exit code {worker.handle.process.exitcode})") from None
+
+    def _stop(self, worker: Tracked) -> int | None:
+        process = worker.handle.process
+        if process.is_alive() and worker.left:
+            process.kill()  # a hung kernel may ignore SIGTERM
+        process.join()
+        worker.handle.pipe.close()
+        return process.exitcode
 
 
 def make_executor(config: PipelineConfig, dsn: str) -> Executor:

@@ -47,16 +47,13 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
 from .config import PipelineConfig
-from .errors import DatabaseLost, StreamfxError
-from .executor import EraWorker, Event, Started, WorkerReport, WorkerSpec, peak_rss_mb
-from .model import Era, EraFailure
+from .errors import StreamfxError
+from .executor import Event, Supervisor, Tracked, WorkerLost, WorkerSpec, worker_messages
 
 MISSING = "executor.kind: ray needs the ray extra: pip install 'streamfx[ray]'"
 _started_here = False  # whether this process started the Ray instance it is connected to
@@ -124,27 +121,8 @@ def node_name() -> str:
 
 
 def _run_worker(config: PipelineConfig, dsn: str, spec: WorkerSpec) -> Iterator[tuple[str, Any]]:
-    """A Ray task (streaming generator): ``node``, then events, then ``done`` (or ``fatal``)."""
-    yield ("node", node_name())
-    try:
-        for event in EraWorker(config, dsn, spec).run():
-            yield ("event", event)
-    except DatabaseLost as exc:
-        yield ("fatal", str(exc))
-        return
-    yield ("done", peak_rss_mb())
-
-
-@dataclass
-class _Task:
-    """A worker's Ray task as the driver sees it."""
-
-    spec: WorkerSpec
-    stream: Any  # ray.ObjectRefGenerator
-    left: list[Era]  # eras without an outcome yet, in order
-    in_flight: Started | None = None
-    since: float = 0.0  # when the pass in flight started (monotonic, on the driver)
-    began: bool = False  # it started at least one pass
+    """A Ray task (streaming generator): the worker's messages, as a local worker sends them."""
+    yield from worker_messages(config, dsn, spec, node_name())
 
 
 def _reason(exc: BaseException) -> str:
@@ -156,149 +134,52 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-class RayExecutor:
+class RayExecutor(Supervisor):
     """GPU and CPU lanes as Ray tasks, one per worker of the plan."""
 
     def __init__(self, config: PipelineConfig, dsn: str) -> None:
+        super().__init__(config, dsn)
         self.ray = ray_module()
-        self.config = config
-        self.dsn = dsn
-        self.retry = config.executor.retry
-        timeout = config.executor.era_timeout
-        self.timeout = timeout.total_seconds() if timeout else None
-        self.reports: dict[str, WorkerReport] = {}
         self.env = {k: v for k, v in os.environ.items() if k.startswith("STREAMFX_")}
 
     def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
-        ray = self.ray
         try:
             connect(self.config)
             # a fresh process per worker: its own peak memory, its GPU memory freed at the end
-            self.remote = ray.remote(max_calls=1)(_run_worker)
-            running = {w.name: self._start(w) for w in workers if w.eras}
-            self.reports = {name: WorkerReport(name) for name in running}
-            try:
-                while running:
-                    yield from self._stop_overdue(running)
-                    streams = [t.stream for t in running.values()]
-                    ready, _ = ray.wait(streams, num_returns=1, timeout=self._wait_s(running))
-                    for name, task in list(running.items()):
-                        if any(task.stream is r for r in ready):
-                            yield from self._receive(name, task, running)
-            finally:
-                for task in running.values():
-                    self._cancel(task)
+            self.remote = self.ray.remote(max_calls=1)(_run_worker)
+            yield from super().run(workers)
         finally:
             disconnect()
 
-    def _start(self, spec: WorkerSpec) -> _Task:
+    def _start(self, spec: WorkerSpec) -> Any:
         lane = {"num_gpus": 1, "num_cpus": 0} if spec.lane == "gpu" else {"num_cpus": 1}
-        stream = self.remote.options(
+        return self.remote.options(
             num_returns="streaming",
             max_retries=0,  # streamfx retries, era by era; Ray would redo the whole worker
             name=f"streamfx-{spec.name}",
             runtime_env={"env_vars": self.env} if self.env else None,
             **lane,
         ).remote(self.config, self.dsn, spec)
-        return _Task(spec, stream, list(spec.eras))
 
-    def _wait_s(self, running: dict[str, _Task]) -> float:
-        if self.timeout is None:
-            return 5.0
-        now = time.monotonic()
-        deadlines = [t.since + self.timeout - now for t in running.values() if t.in_flight]
-        return max(0.05, min(deadlines, default=5.0))
+    def _wait(self, running: dict[str, Tracked], timeout: float) -> list[str]:
+        streams = [w.handle for w in running.values()]
+        ready, _ = self.ray.wait(streams, num_returns=1, timeout=timeout)
+        return [name for name, w in running.items() if any(w.handle is r for r in ready)]
 
-    def _receive(self, name: str, task: _Task, running: dict[str, _Task]) -> Iterator[Event]:
+    def _read(self, worker: Tracked) -> tuple[str, Any]:
         try:
-            kind, payload = self.ray.get(next(task.stream))
+            return self.ray.get(next(worker.handle))
         except StopIteration:  # ended without "done": cannot happen, but do not wait forever
-            kind, payload = "done", 0.0
+            return "done", 0.0
         except self.ray.exceptions.RayTaskError as exc:  # streamfx's code raised in the worker
-            yield from self._replace(name, task, running, f"raised {_reason(exc)}", raised=True)
-            return
+            raise WorkerLost(f"raised {_reason(exc)}") from None
         except self.ray.exceptions.RayError as exc:  # process killed, node lost, OOM, ...
-            yield from self._replace(name, task, running, f"died ({_reason(exc)})")
-            return
-        report = self.reports[name]
-        if kind == "node":
-            report.node = payload
-        elif kind == "event":
-            if isinstance(payload, Started):
-                task.in_flight, task.since, task.began = payload, time.monotonic(), True
-            else:
-                task.left.remove(payload.era)
-                flight = task.in_flight
-                if flight and all(e not in task.left for e in flight.eras):
-                    task.in_flight = None
-            yield payload
-        elif kind == "done":
-            report.peak_rss_mb, report.exit_code = payload, 0
-            del running[name]
-        else:  # fatal: the database is gone for good
-            raise DatabaseLost(payload)
+            # a node going away before the first era may well pass: worth starting again
+            raise WorkerLost(f"died ({_reason(exc)})", retryable=True) from None
 
-    def _stop_overdue(self, running: dict[str, _Task]) -> Iterator[Event]:
-        if self.timeout is None:
-            return
-        now = time.monotonic()
-        for name, task in list(running.items()):
-            if task.in_flight and now - task.since > self.timeout:
-                self._cancel(task)
-                yield from self._replace(
-                    name, task, running, f"timed out after {self.timeout:g} s", timed_out=True
-                )
-
-    def _replace(
-        self,
-        name: str,
-        task: _Task,
-        running: dict[str, _Task],
-        reason: str,
-        timed_out: bool = False,
-        raised: bool = False,
-    ) -> Iterator[Event]:
-        """A task died or was stopped: fail or retry its eras in flight, restart the rest.
-
-        The same decisions as ``LocalExecutor._replace``; one difference: a task lost before
-        its first era to something other than streamfx's own code (a node going away) is
-        started again, up to ``retry.attempts`` times, since there a retry does help.
-        """
-        report = self.reports[name]
-        del running[name]
-        if not task.began and (raised or report.restarts >= self.retry.attempts):
-            for era in task.left:
-                yield EraFailure(era, f"worker {name} {reason} before its first era", 0.0, name)
-            return
-        flight = task.in_flight
-        in_flight = [e for e in (flight.eras if flight else ()) if e in task.left]
-        attempts = dict(task.spec.attempts)
-        if flight:
-            attempts.update(zip((e.id for e in flight.eras), flight.attempts, strict=True))
-        retry: list[Era] = []
-        for era in in_flight:
-            tries = attempts[era.id]
-            if len(flight.eras) > 1:  # a shared pass: redo each era alone, no try counted
-                attempts[era.id] = tries - 1
-                retry.append(era)
-            elif timed_out or tries >= self.retry.attempts:  # a hang would only hang again
-                task.left.remove(era)
-                yield EraFailure(era, f"worker {name} {reason}", 0.0, name, tries)
-            else:
-                retry.append(era)
-        rest = [e for e in task.left if e not in retry]
-        if not retry and not rest:
-            return
-        report.restarts += 1
-        spec = replace(
-            task.spec,
-            eras=tuple(retry + rest),
-            solo=len(retry),
-            attempts=attempts,
-            retrying=f"worker {name} {reason}",
-        )
-        running[name] = self._start(spec)
-
-    def _cancel(self, task: _Task) -> None:
-        with contextlib.suppress(Exception):  # already finished or gone
-            self.ray.cancel(task.stream, force=True)  # kills the process: a hung kernel too
+    def _stop(self, worker: Tracked) -> int | None:
+        if worker.left:
+            with contextlib.suppress(Exception):  # already finished or gone
+                self.ray.cancel(worker.handle, force=True)  # kills the process: a hang too
+            return None
+        return 0
