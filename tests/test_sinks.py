@@ -11,15 +11,21 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
 import streamfx
 from streamfx.database import qualified
+from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.errors import StreamfxError
 from streamfx.model import FEATURES_SCHEMA, Era, EraResult
 from streamfx.sinks import Sink
-from streamfx.sinks.parquet import ERA_COLUMNS, ParquetSink, safe_name
+from streamfx.sinks.parquet import ERA_COLUMNS, ParquetSink, put, safe_name
 from streamfx.sinks.postgres import PostgresSink
+
+from .helpers import streamfx as streamfx_cli
+from .helpers import write_pipeline
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -347,3 +353,93 @@ def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> 
         sink.write([result("e9", {("rh", None): 2.0}, day=9)])
     assert sink.db.reconnects == 1 and fetch(pg_conn).height == 6
     sink.close()
+
+
+# --------------------------------------------------------------------------- Parquet at a URI
+
+
+def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> None:
+    outputs = {"plain": tmp_path / "plain", "uri": f"file://{tmp_path}/uri/"}
+    for label, where in outputs.items():
+        stale = ParquetSink(where, pipeline="p", run_id="r0", fingerprint="old")
+        stale.write([result("gone", {("x", "y"): 1.0})])  # removed on close: other features
+        sink = ParquetSink(where, pipeline="p", run_id="r1", fingerprint="f")
+        sink.write(THREE[:2])
+        sink.close()
+        sink = ParquetSink(where, pipeline="p", run_id="r2", fingerprint="f")
+        assert sink.done_eras() == {"e1", "e2"}
+        sink.write([THREE[2], result("e1", {("temp", "mean"): 9.0}, readings=7)])
+        summary = sink.close()
+        assert summary.startswith(f"parquet: {where if label == 'plain' else where[:-1]}/features")
+    plain, uri = tmp_path / "plain", tmp_path / "uri"
+    assert (uri / "features.parquet").read_bytes() == (plain / "features.parquet").read_bytes()
+    assert sorted(p.name for p in (uri / "parts").iterdir()) == sorted(
+        p.name for p in (plain / "parts").iterdir()
+    )
+    assert len(list((uri / "parts").iterdir())) == 3
+    assert json.loads((uri / "manifest.json").read_text())["eras"] == ["e0", "e1", "e2"]
+    assert not list(uri.rglob("*.tmp"))
+
+
+def test_parquet_object_store_writes_objects_whole(tmp_path: Path) -> None:
+    """pyarrow's in-memory ``mock://`` filesystem stands in for S3: objects written directly."""
+    sink = ParquetSink("mock:///bucket/out", pipeline="p", run_id="r1")
+    sink.write(THREE)
+    assert sink.done_eras() == {"e0", "e1", "e2"}
+    assert sink.close().startswith("parquet: mock:///bucket/out/features.parquet (3 eras")
+    listing = sink.fs.get_file_info(pafs.FileSelector("bucket", recursive=True))
+    assert sorted(i.path for i in listing if i.is_file)[:2] == [
+        "bucket/out/features.parquet",
+        "bucket/out/manifest.json",
+    ]
+    assert not [i.path for i in listing if i.path.endswith(".tmp")]
+    local = ParquetSink(tmp_path, pipeline="p", run_id="r1")
+    local.write(THREE)
+    local.close()
+    with sink.fs.open_input_file("bucket/out/features.parquet") as file:
+        assert file.read() == (tmp_path / "features.parquet").read_bytes()
+
+    def half(out: pa.NativeFile) -> None:
+        out.write(b"half a file")
+        raise RuntimeError("disk full")
+
+    for fs, path in ((sink.fs, "bucket/out/broken"), (pafs.LocalFileSystem(), f"{tmp_path}/x")):
+        with pytest.raises(RuntimeError, match="disk full"):
+            put(fs, path, half)
+        assert fs.get_file_info(path).type == pafs.FileType.NotFound
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_parquet_bad_uri_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(StreamfxError, match=r"^sinks\.parquet\.path: .*Unrecognized") as err:
+        ParquetSink("nosuch://key:s3cret@bucket/out", pipeline="p", run_id="r")
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_run_through_a_file_uri(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
+    seed_demo(pg_conn, DemoTables(), days=3)
+    (tmp_path / "plain").mkdir()
+    plain = write_pipeline(tmp_path / "plain" / "pipeline.yaml", sinks__postgres=None)
+    assert streamfx_cli("run", str(plain), dsn=pg_dsn).returncode == 0
+    uri = f"file://{tmp_path}/out"
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml", sinks__postgres=None, sinks__parquet__path=uri
+    )
+    first = streamfx_cli("run", str(path), dsn=pg_dsn)
+    assert first.returncode == 0, first.stderr
+    assert f"{uri}/features.parquet" in first.stdout and f"report: {uri}/runs/" in first.stdout
+    out = tmp_path / "out"
+    expected = (tmp_path / "plain" / "out" / "features.parquet").read_bytes()
+    assert (out / "features.parquet").read_bytes() == expected
+    eras = pl.read_parquet(out / "features.parquet").height
+    again = streamfx_cli("run", str(path), dsn=pg_dsn)  # resumes through the URI
+    assert again.returncode == 0, again.stderr
+    assert f"{eras} already done" in again.stdout
+    assert (out / "features.parquet").read_bytes() == expected
+    assert len(list((out / "runs").glob("*.json"))) == 2
+
+    bad = write_pipeline(tmp_path / "bad.yaml", sinks__parquet__path="nosuch://x")
+    failed = streamfx_cli("run", str(bad), dsn=pg_dsn)
+    assert failed.returncode == 2
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sinks.parquet.path" in lines[0], failed.stderr

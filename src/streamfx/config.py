@@ -165,7 +165,13 @@ class StagesConfig(Section):
 
 
 class ParquetSinkConfig(Section):
-    path: Path
+    #: A local folder, or a URI pyarrow.fs understands (file://, s3://, gs://, hdfs://, abfs://).
+    path: Path | str
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _local_or_uri(cls, value: Any) -> Any:
+        return Path(value) if isinstance(value, str) and "://" not in value else value
 
 
 class PostgresSinkConfig(Section):

@@ -9,7 +9,6 @@ actual), peak memory per worker and extraction success rate. Written to
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 from . import __version__
 from .balance import imbalance
 from .database import connect, qualified, quote_ident
+from .sinks.parquet import Location, put
 
 if TYPE_CHECKING:
     from .config import PipelineConfig
@@ -125,13 +125,14 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
     }
 
 
-def _write_json(report: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{report['run_id']}.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    os.replace(tmp, target)
-    return target
+def _write_json(report: dict[str, Any], folder: str | Path) -> str:
+    """``<folder>/runs/<run_id>.json`` (a local folder or a URI), replaced whole; its name."""
+    location = Location(folder)
+    location.fs.create_dir(location.path("runs"), recursive=True)
+    name = f"{report['run_id']}.json"
+    text = json.dumps(report, indent=2, default=str)
+    put(location.fs, location.path("runs", name), lambda out: out.write(text.encode()))
+    return location.show("runs", name)
 
 
 def _write_tables(report: dict[str, Any], dsn: str, schema: str) -> None:
@@ -221,10 +222,7 @@ def write_report(
     from .pipeline import sink_dsn
 
     report = build_report(summary)
-    folder = (
-        Path(config.sinks.parquet.path) / "runs" if config.sinks.parquet else Path(".streamfx/runs")
-    )
-    path = _write_json(report, folder)
+    path = _write_json(report, config.sinks.parquet.path if config.sinks.parquet else ".streamfx")
     if not config.sinks.postgres:  # write to the database only where the user asked to
         return f"report: {path}"
     schema = config.sinks.postgres.schema_

@@ -8,15 +8,18 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .. import __version__
+from ..database import redact
 from ..errors import StreamfxError
 from ..model import EraResult
 
@@ -53,21 +56,72 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc)
 
 
-def _atomic_write(target: Path, write) -> None:
-    """``write(tmp)`` a temp file beside ``target``, then rename it over ``target``."""
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+class Location:
+    """A folder named by a local path (relative to the current directory) or by a URI that
+    ``pyarrow.fs.FileSystem.from_uri`` understands: ``file:///abs/path``, ``s3://bucket/prefix``,
+    ``gs://``, ``hdfs://``, ``abfs://``. Raises pyarrow's error when the URI's filesystem is
+    unknown or cannot be set up (no credentials, no libhdfs).
+    """
+
+    def __init__(self, where: str | Path) -> None:
+        text = str(where)
+        self.uri = "://" in text
+        if self.uri:
+            self.fs, root = pafs.FileSystem.from_uri(text)
+            self.shown = redact(text.rstrip("/"), text)
+        else:
+            self.fs, root = pafs.LocalFileSystem(), os.path.abspath(text)
+            self.shown = str(Path(text))
+        self.root = root.rstrip("/")
+
+    def path(self, *names: str) -> str:
+        """The path of ``names`` under this folder, inside ``fs``."""
+        return "/".join([self.root, *names])
+
+    def show(self, *names: str) -> str:
+        """How messages name ``names`` under this folder: as the user wrote it, no password."""
+        return "/".join([self.shown, *names]) if self.uri else str(Path(self.shown, *names))
+
+
+#: Filesystems with an atomic rename; on the others (object stores) a file is one upload.
+RENAMING = {"local", "hdfs"}
+
+
+def put(fs: pafs.FileSystem, path: str, write: Callable[[pa.NativeFile], None]) -> None:
+    """``write(stream)`` the file ``path`` so that a reader sees the old file or the new one.
+
+    Local disk (and HDFS): a temp file beside ``path``, fsynced (local), renamed over ``path``.
+    Object stores (S3, GCS, Azure): written in memory, then uploaded as one object; an upload is
+    atomic (readers see the old object or the new one, never half) and a failed ``write`` uploads
+    nothing.
+    """
+    if fs.type_name not in RENAMING:
+        buffer = pa.BufferOutputStream()
+        write(buffer)
+        with fs.open_output_stream(path) as out:
+            out.write(buffer.getvalue())
+        return
+    folder, _, name = path.rpartition("/")
+    tmp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with fs.open_output_stream(tmp) as out:
+            write(out)
+        if fs.type_name == "local":
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        fs.move(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with suppress(FileNotFoundError):
+            fs.delete_file(tmp)
         raise
 
 
 def _write_parquet(
-    frame: pl.DataFrame, file: Path, metadata: dict[str, str] | None = None, *, wide: bool = False
+    frame: pl.DataFrame,
+    file: pa.NativeFile,
+    metadata: dict[str, str] | None = None,
+    *,
+    wide: bool = False,
 ) -> None:
     """Plain Arrow types (string, not large_string/view) so every reader sees the same schema.
 
@@ -142,64 +196,82 @@ def _pivot(values: pl.DataFrame, era_ids: pl.Series) -> pl.DataFrame:
 
 
 class ParquetSink:
-    """Writes ``parts/<era>.parquet`` per era; on close ``features.parquet`` + ``manifest.json``."""
+    """Writes ``parts/<era>.parquet`` per era; on close ``features.parquet`` + ``manifest.json``.
+
+    ``path`` is a local folder or a URI (see :class:`Location`); every file goes through
+    :func:`put`, so each is replaced whole.
+    """
 
     name = "parquet"
 
     def __init__(
         self,
-        path: Path,
+        path: str | Path,
         *,
         pipeline: str,
         run_id: str,
         variance_threshold: float | None = None,
         fingerprint: str = "",
     ) -> None:
-        self.path = Path(path)
+        try:
+            self.location = Location(path)
+            self.fs = self.location.fs
+            self.fs.create_dir(self.location.path(PARTS_DIR), recursive=True)
+        except (OSError, pa.ArrowException) as exc:
+            reason = redact(" ".join(str(exc).split()), str(path))
+            raise StreamfxError(
+                f"sinks.parquet.path: cannot write to {redact(str(path), str(path))}: {reason}"
+            ) from exc
         self.fingerprint = fingerprint
         self.pipeline = pipeline
         self.run_id = run_id
         self.variance_threshold = variance_threshold
-        self.parts = self.path / PARTS_DIR
-        self.parts.mkdir(parents=True, exist_ok=True)
 
-    def part_path(self, era_id: str) -> Path:
-        return self.parts / f"{safe_name(era_id)}.parquet"
+    def part_path(self, era_id: str) -> str:
+        return self.location.path(PARTS_DIR, f"{safe_name(era_id)}.parquet")
 
     def write(self, results: Sequence[EraResult]) -> int:
         rows = [(result.era.id, era_part(result)) for result in results]
         for era_id, frame in rows:
             metadata = {FINGERPRINT_KEY: self.fingerprint, ERA_KEY: era_id}
-            _atomic_write(
-                self.part_path(era_id), lambda tmp, f=frame, m=metadata: _write_parquet(f, tmp, m)
+            put(
+                self.fs,
+                self.part_path(era_id),
+                lambda out, f=frame, m=metadata: _write_parquet(f, out, m),
             )
         return len(rows)
 
-    def _parts(self) -> dict[Path, tuple[str, str]]:
-        """Each part file -> (era_id, fingerprint), from its Parquet metadata (no data read)."""
-        found = {}
-        for file in self.parts.glob("*.parquet"):
-            meta = pq.read_schema(file).metadata or {}
-            era = meta.get(ERA_KEY.encode(), b"").decode()
-            found[file] = (era, meta.get(FINGERPRINT_KEY.encode(), b"").decode())
+    def _parts(self) -> list[tuple[pafs.FileInfo, str, str]]:
+        """Each part file with its era_id and fingerprint, from its Parquet metadata (no data read)."""
+        found = []
+        selector = pafs.FileSelector(self.location.path(PARTS_DIR), allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            if info.is_file and info.base_name.endswith(".parquet"):
+                meta = pq.read_schema(info.path, filesystem=self.fs).metadata or {}
+                era = meta.get(ERA_KEY.encode(), b"").decode()
+                found.append((info, era, meta.get(FINGERPRINT_KEY.encode(), b"").decode()))
         return found
 
     def done_eras(self) -> set[str]:
         """Eras whose part was written by a pipeline with the same feature fingerprint."""
-        return {era for era, fp in self._parts().values() if fp == self.fingerprint}
+        return {era for _, era, fp in self._parts() if fp == self.fingerprint}
+
+    def _read(self, path: str) -> pl.DataFrame:
+        with self.fs.open_input_file(path) as file:
+            return pl.read_parquet(file)
 
     def _compose(self) -> pl.DataFrame:
         """All current parts; parts of an earlier, different configuration are removed."""
         files = []
-        for file, (_, fingerprint) in self._parts().items():
+        for info, _, fingerprint in self._parts():
             if fingerprint == self.fingerprint:
-                files.append(file)
+                files.append(info)
             else:
-                file.unlink()  # stale: computed with other features, sensors or profiles
-        files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+                self.fs.delete_file(info.path)  # stale: other features, sensors or profiles
+        files.sort(key=lambda info: (info.mtime_ns, info.base_name))
         if not files:
             return pl.DataFrame(schema=ERA_SCHEMA)
-        long = pl.concat([pl.read_parquet(file) for file in files], how="vertical_relaxed")
+        long = pl.concat([self._read(info.path) for info in files], how="vertical_relaxed")
         # Parts are unique per era_id by name; keep the newest should two ever collide.
         eras = long.select(*ERA_SCHEMA).unique(subset="era_id", keep="last", maintain_order=True)
         values = long.filter(pl.col("name").is_not_null()).unique(
@@ -224,8 +296,11 @@ class ParquetSink:
 
     def close(self) -> str:
         table, dropped = self._select(self._compose())
-        target = self.path / FEATURES_FILE
-        _atomic_write(target, lambda tmp: _write_parquet(table, tmp, wide=True))
+        put(
+            self.fs,
+            self.location.path(FEATURES_FILE),
+            lambda out: _write_parquet(table, out, wide=True),
+        )
         features = table.width - len(ERA_SCHEMA)
         manifest = {
             "pipeline": self.pipeline,
@@ -239,5 +314,6 @@ class ParquetSink:
             "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
         }
         text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(self.path / MANIFEST_FILE, lambda tmp: tmp.write_text(text, "utf-8"))
+        put(self.fs, self.location.path(MANIFEST_FILE), lambda out: out.write(text.encode()))
+        target = self.location.show(FEATURES_FILE)
         return f"parquet: {target} ({table.height:,} eras {TIMES} {features:,} features)"
