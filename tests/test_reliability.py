@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -94,4 +95,6 @@ def test_sigterm_stops_cleanly_with_143(tmp_path: Path, pg_dsn: str, pg_conn) ->
     assert "Traceback" not in stderr and "terminated" in stderr
     # what landed is whole: the composed table reads, and a rerun finishes the rest
     assert pl.read_parquet(tmp_path / "terminated" / "features.parquet").height >= 1
+    (report,) = (tmp_path / "terminated" / "runs").glob("*.json")
+    assert json.loads(report.read_text())["ended"] == "interrupted"
     assert streamfx("run", str(path), "-q", dsn=pg_dsn).returncode == 0
