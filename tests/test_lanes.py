@@ -84,6 +84,13 @@ def test_run_report_matches_database(tmp_path: Path, demo_dsn: str, pg_conn) -> 
     detail = {e["era_id"]: e for e in report["eras_detail"]}
     assert all(e["rule"] for e in detail.values())
     assert all(e["seconds"] > 0 for e in detail.values() if e["status"] == "done")
+    # where the time went: each phase measured, together no more than the run
+    timings = report["timings_s"]
+    phases = {"plan", "extract", "era status", "write parquet", "write postgres"}
+    assert phases | {"close parquet", "close postgres"} == set(timings)
+    assert all(v >= 0 for v in timings.values()) and timings["extract"] > 0
+    assert sum(timings.values()) <= report["seconds"] + 0.01
+    assert all(w["node"] for w in report["workers"])
 
 
 def test_gpu_routed_eras_fall_back_with_one_notice(tmp_path: Path, demo_dsn: str) -> None:

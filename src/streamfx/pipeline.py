@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -369,8 +370,18 @@ class RunSummary:
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     worker_restarts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # where the run's time went, s
     worker_nodes: dict[str, str | None] = field(default_factory=dict)
     ended: str = "completed"  # completed | interrupted | aborted: <why>
+
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Add the time the block takes to ``timings[key]``."""
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - begin
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records.values())
@@ -446,6 +457,7 @@ def run_pipeline(
             f"{resumed} eras already done with this configuration: not recomputed (--force does)"
         )
     summary = RunSummary(run_id, config.name, fingerprint, now, plan)
+    summary.timings["plan"] = time.perf_counter() - started
     planned = {p.analysis.era.id: p for p in plan.eras}
     for era in eras:  # in time order
         p = planned.get(era.id)
@@ -469,27 +481,36 @@ def run_pipeline(
 
     def flush() -> None:
         for sink in sinks:
-            written = sink.write(batch)
+            with summary.timed(f"write {sink.name}"):
+                written = sink.write(batch)
             summary.rows_written[sink.name] = summary.rows_written.get(sink.name, 0) + written
         batch.clear()
 
     pending = [EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane]
-    record_status(sinks, pending)
+    with summary.timed("era status"):
+        record_status(sinks, pending)
     executor = make_executor(config, dsn)
+
+    def own_time() -> float:  # what the runner itself spends writing, apart from the workers
+        return sum(v for k, v in summary.timings.items() if k.startswith(("write ", "era status")))
+
+    extracting, own_before = time.perf_counter(), own_time()
     try:
         for event in executor.run(plan.workers):
             if isinstance(event, Started):
-                mark_started(summary, event, sinks, notify)
+                with summary.timed("era status"):
+                    mark_started(summary, event, sinks, notify)
                 continue
             record = summary.records[event.era.id]
             record.seconds, record.attempts = event.seconds, event.attempts
             if isinstance(event, EraFailure):
                 record.status, record.error = "failed", event.error
                 notify(f"era {event.era.id} failed after {event.attempts} tries: {event.error}")
-                record_status(
-                    sinks,
-                    [EraStatus(event.era.id, "failed", event.attempts, event.worker, event.error)],
+                failed = EraStatus(
+                    event.era.id, "failed", event.attempts, event.worker, event.error
                 )
+                with summary.timed("era status"):
+                    record_status(sinks, [failed])
             elif event.empty:
                 record.status = "skipped"
             else:
@@ -506,6 +527,8 @@ def run_pipeline(
             on_era(event.era, record.status)
         if batch:
             flush()
+        # waiting on the workers: the loop, less what the runner wrote meanwhile
+        summary.timings["extract"] = time.perf_counter() - extracting - (own_time() - own_before)
     except Exception as exc:
         summary.ended = f"aborted: {exc}"
         raise
@@ -516,7 +539,10 @@ def run_pipeline(
             flush()
         raise
     finally:
-        summary.outputs = [sink.close() for sink in sinks]
+        summary.outputs = []
+        for sink in sinks:
+            with summary.timed(f"close {sink.name}"):
+                summary.outputs.append(sink.close())
         summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in executor.reports.items()}
         summary.worker_restarts = {n: r.restarts for n, r in executor.reports.items()}
         summary.worker_nodes = {n: r.node for n, r in executor.reports.items()}
