@@ -303,6 +303,7 @@ def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
         "eras_done": report["eras"]["done"],
         "eras_skipped": report["eras"]["skipped"],
         "run_seconds": report.get("seconds"),
+        "timings_s": report.get("timings_s", {}),
         "parallelism": f"default executor ({available_cores()} CPU workers)",
     }
 
@@ -468,6 +469,11 @@ def setup_e2e(work: Path, readings: pa.Table, feature_set_name: str) -> dict[str
 # -- output ---------------------------------------------------------------------------------
 
 
+def where_the_time_went(timings: dict[str, float]) -> str:
+    """The run report's ``timings_s`` in words: ``plan 0.5 s, extract 2.1 s, ...``."""
+    return ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in timings.items())
+
+
 def results_table(engines: dict[str, Engine]) -> str:
     """One row per engine: time, ratios, memory and parity."""
     t_ts = engines["tsfresh"].seconds if "tsfresh" in engines else None
@@ -614,8 +620,10 @@ def section(
             f"- e2e: `python -m streamfx.cli run <pipeline.yaml> -q` against an embedded "
             f"PostgreSQL holding the whole export (wide), eras `every: 1d` over the same days: "
             f"{e2e.result['eras_done']} eras done, {e2e.result['eras_skipped']} skipped (no "
-            f"readings); streamfx's own run time {e2e.result.get('run_seconds')} s. Its peak RSS "
-            f"is that of its largest process (CLI or worker)."
+            f"readings); streamfx's own run time {e2e.result.get('run_seconds')} s "
+            f"({where_the_time_went(e2e.result.get('timings_s', {}))}; the rest of the wall time "
+            f"is starting Python and importing streamfx). Its peak RSS is that of its largest "
+            f"process (CLI or worker)."
         )
     lines += [
         "- Wall s: the extraction call alone, input in memory, imports done, after a warm-up "
