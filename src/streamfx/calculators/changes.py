@@ -491,32 +491,21 @@ def lempel_ziv_complexity(x: Array, bins: int) -> Array:
     return _like(xp, _lempel_ziv(host, int(bins)), x)
 
 
-_PATTERN_TABLES: dict[int, np.ndarray] = {}
-_TABLE_MAX_DIMENSION = 7  # a table of dimension**dimension entries: 823543 for 7
+_TABLE_MAX_DIMENSION = 7  # order-type codes below dimension**dimension: 823543 for 7
 
 
-def _pattern_table(d: int) -> np.ndarray:
-    """Map each window's order type to the ordinal pattern NumPy's argsort gives it.
+def _patterns(codes: np.ndarray, d: int) -> np.ndarray:
+    """The ordinal pattern NumPy's argsort gives each order-type code in ``codes`` (unique).
 
     An order type is coded by its min-ranks r (r[j] = number of values below value j, so ties
-    share a rank) as sum(r[j] d**j); the table holds, for every valid code, the code
-    sum(p[j] d**j) of p = np.argsort(np.argsort(r)). NumPy's default argsort is unstable on
-    CPUs with SIMD sorting, but it compares values only, so its order of a window is its
-    order of the window's min-ranks: one host argsort per order type replaces one per window.
-    Built once per dimension and process (it depends on this host's NumPy, not on the data).
+    share a rank) as sum(r[j] d**j); its pattern is coded as sum(p[j] d**j) for
+    p = np.argsort(np.argsort(r)). NumPy's default argsort is unstable on CPUs with SIMD
+    sorting, but it compares values only, so its order of a window is its order of the
+    window's min-ranks: one host argsort per distinct order type replaces one per window.
     """
-    table = _PATTERN_TABLES.get(d)
-    if table is None:
-        codes = np.arange(d**d, dtype=np.int64)
-        ranks = (codes[:, None] // d ** np.arange(d, dtype=np.int64)) % d
-        valid = np.ones(len(codes), dtype=bool)
-        for j in range(d):
-            valid &= ranks[:, j] == (ranks < ranks[:, j : j + 1]).sum(axis=1)
-        patterns = np.argsort(np.argsort(ranks[valid].astype(np.float64), axis=1), axis=1)
-        table = np.full(len(codes), -1, dtype=np.int32)
-        table[valid] = patterns @ d ** np.arange(d, dtype=np.int64)
-        _PATTERN_TABLES[d] = table
-    return table
+    powers = d ** np.arange(d, dtype=np.int64)
+    ranks = (codes.astype(np.int64)[:, None] // powers) % d
+    return np.argsort(np.argsort(ranks.astype(np.float64), axis=1), axis=1) @ powers
 
 
 def _entropy_of_labels(xp: Any, labels: Array) -> Array:
@@ -567,8 +556,9 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
             for j in range(d - 2 - offset, -1, -1):  # Horner over j
                 inner = inner * d + column(pair, j)
             codes = codes + inner
-        table = _like(xp, _pattern_table(d), x)
-        labels = xp.reshape(xp.take(table, xp.reshape(codes, (-1,))), (x.shape[0], windows))
+        distinct, inverse = xp.unique_inverse(xp.reshape(codes, (-1,)))
+        patterns = _like(xp, _patterns(_to_host(distinct), d), x)
+        labels = xp.reshape(xp.take(patterns, xp.reshape(inverse, (-1,))), (x.shape[0], windows))
     else:
         stacked = xp.stack([column(x, j) for j in range(d)], axis=-1)
         order = _like(xp, np.argsort(_to_host(stacked), axis=-1), x)

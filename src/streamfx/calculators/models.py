@@ -773,11 +773,18 @@ def _select_lag_fast(
     return _pick_lag(method, np.where(np.isfinite(table), table, 0.0), maxlag), doubtful
 
 
+# MacKinnon (1994) p-value approximation for the ADF test with a constant, N = 1, as
+# statsmodels.tsa.adfvalues tabulates it (same scalings, so the same floats); written out here
+# because importing statsmodels costs each worker about a second.
+_MACKINNON_MAX, _MACKINNON_MIN, _MACKINNON_STAR = 2.74, -18.83, -1.61
+_MACKINNON_SMALL = (np.array([2.1659, 1.4412, 3.8269]) * np.array([1, 1, 1e-2]))[::-1]
+_MACKINNON_LARGE = (np.array([1.7339, 9.3202, -1.2745, -1.0368]) * np.array([1, 1e-1, 1e-1, 1e-2]))[
+    ::-1
+]
+
+
 def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(teststat, pvalue, usedlag) of ``adfuller(row, autolag=autolag)`` for every row."""
-    from scipy.stats import norm
-    from statsmodels.tsa import adfvalues
-
     rows, n = x.shape
     stat, used = np.full(rows, np.nan), np.full(rows, np.nan)
     method = autolag.lower() if autolag is not None else None
@@ -820,16 +827,14 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
             if constant:
                 rhs = [*rhs, np.ones_like(rhs[0])]
             stat[members[group]] = _ols_blocks(rhs, target[group])["tvalues"][:, 0]
-    # mackinnonp(stat, regression="c", N=1)
-    coef_small = adfvalues._tau_smallps["c"][0][::-1]
-    coef_large = adfvalues._tau_largeps["c"][0][::-1]
+    # mackinnonp(stat, regression="c", N=1); norm.cdf is scipy.special.ndtr
     with np.errstate(invalid="ignore"):
-        small = stat <= adfvalues._tau_stars["c"][0]
-        pvalue = norm.cdf(
-            np.where(small, np.polyval(coef_small, stat), np.polyval(coef_large, stat))
+        small = stat <= _MACKINNON_STAR
+        pvalue = scipy.special.ndtr(
+            np.where(small, np.polyval(_MACKINNON_SMALL, stat), np.polyval(_MACKINNON_LARGE, stat))
         )
-        pvalue = np.where(stat > adfvalues._tau_maxs["c"][0], 1.0, pvalue)
-        pvalue = np.where(stat < adfvalues._tau_mins["c"][0], 0.0, pvalue)
+        pvalue = np.where(stat > _MACKINNON_MAX, 1.0, pvalue)
+        pvalue = np.where(stat < _MACKINNON_MIN, 0.0, pvalue)
     return stat, np.where(np.isnan(stat), np.nan, pvalue), used
 
 

@@ -110,10 +110,19 @@ def fft_aggregated(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
 
 @cache
 def _psd_window(nperseg: int) -> np.ndarray:
-    """scipy's periodic Hann window scaled to a density (fs = 1), as ShortTimeFFT scales it."""
-    from scipy.signal import get_window
+    """scipy's periodic Hann window scaled to a density (fs = 1), as ShortTimeFFT scales it.
 
-    window = get_window("hann", nperseg)
+    The window as ``scipy.signal.get_window("hann", nperseg)`` computes it (general_cosine on
+    nperseg + 1 points, the last dropped): importing scipy.signal costs each worker ~2 s.
+    """
+    if nperseg == 1:
+        window = np.ones(1)  # scipy's guard for one-point windows
+    else:
+        fac = np.linspace(-np.pi, np.pi, nperseg + 1)
+        window = np.zeros(nperseg + 1)
+        for k, a in enumerate((0.5, 0.5)):
+            window += a * np.cos(k * fac)
+        window = window[:-1]
     scaled = window * (1 / np.sqrt(sum(window.real**2 + window.imag**2) / 1.0))
     scaled.setflags(write=False)
     return scaled
