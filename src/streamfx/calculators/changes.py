@@ -492,20 +492,28 @@ def lempel_ziv_complexity(x: Array, bins: int) -> Array:
 
 
 _TABLE_MAX_DIMENSION = 7  # order-type codes below dimension**dimension: 823543 for 7
+_PATTERN_TABLES: dict[int, np.ndarray] = {}  # per dimension: code -> pattern, -1 = not yet
 
 
-def _patterns(codes: np.ndarray, d: int) -> np.ndarray:
-    """The ordinal pattern NumPy's argsort gives each order-type code in ``codes`` (unique).
+def _pattern_table(codes: np.ndarray, d: int) -> np.ndarray:
+    """A table mapping order-type codes to the ordinal pattern NumPy's argsort gives them,
+    filled in for every code in ``codes`` (and kept, per process, for the next call).
 
     An order type is coded by its min-ranks r (r[j] = number of values below value j, so ties
     share a rank) as sum(r[j] d**j); its pattern is coded as sum(p[j] d**j) for
     p = np.argsort(np.argsort(r)). NumPy's default argsort is unstable on CPUs with SIMD
     sorting, but it compares values only, so its order of a window is its order of the
-    window's min-ranks: one host argsort per distinct order type replaces one per window.
+    window's min-ranks: one host argsort per order type replaces one per window. Only the
+    order types that occur are computed, so a process pays for what its data holds.
     """
-    powers = d ** np.arange(d, dtype=np.int64)
-    ranks = (codes.astype(np.int64)[:, None] // powers) % d
-    return np.argsort(np.argsort(ranks.astype(np.float64), axis=1), axis=1) @ powers
+    table = _PATTERN_TABLES.setdefault(d, np.full(d**d, -1, dtype=np.int32))
+    missing = np.unique(codes[table[codes] < 0])
+    if len(missing):
+        powers = d ** np.arange(d, dtype=np.int64)
+        ranks = (missing.astype(np.int64)[:, None] // powers) % d
+        patterns = np.argsort(np.argsort(ranks.astype(np.float64), axis=1), axis=1) @ powers
+        table[missing] = patterns
+    return table
 
 
 def _entropy_of_labels(xp: Any, labels: Array) -> Array:
@@ -556,9 +564,9 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
             for j in range(d - 2 - offset, -1, -1):  # Horner over j
                 inner = inner * d + column(pair, j)
             codes = codes + inner
-        distinct, inverse = xp.unique_inverse(xp.reshape(codes, (-1,)))
-        patterns = _like(xp, _patterns(_to_host(distinct), d), x)
-        labels = xp.reshape(xp.take(patterns, xp.reshape(inverse, (-1,))), (x.shape[0], windows))
+        flat = xp.reshape(codes, (-1,))
+        table = _like(xp, _pattern_table(_to_host(flat), d), x)
+        labels = xp.reshape(xp.take(table, flat), (x.shape[0], windows))
     else:
         stacked = xp.stack([column(x, j) for j in range(d)], axis=-1)
         order = _like(xp, np.argsort(_to_host(stacked), axis=-1), x)
