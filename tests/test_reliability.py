@@ -98,3 +98,76 @@ def test_sigterm_stops_cleanly_with_143(tmp_path: Path, pg_dsn: str, pg_conn) ->
     (report,) = (tmp_path / "terminated" / "runs").glob("*.json")
     assert json.loads(report.read_text())["ended"] == "interrupted"
     assert streamfx("run", str(path), "-q", dsn=pg_dsn).returncode == 0
+
+
+def test_ctrl_c_while_workers_start_exits_130_without_tracebacks(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """Ctrl-C reaches the terminal's whole process group: workers still importing must not
+    die of it with tracebacks, and no era may be reported failed; the runner stops them."""
+    import psutil
+
+    seed_demo(pg_conn, DemoTables(), days=5)
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        executor={"cpu_workers": 2},
+        sinks__parquet__path=str(tmp_path / "out"),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q"],
+        env={**os.environ, "STREAMFX_DSN": pg_dsn},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    runner = psutil.Process(process.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        spawned = [c for c in runner.children() if "multiprocessing" in " ".join(c.cmdline())]
+        if len(spawned) >= 2:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before its workers started"
+    time.sleep(0.3)  # the workers' interpreters are up and importing streamfx (about 1 s)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "failed" not in stderr and "interrupted" in stderr
+
+
+def test_sigint_to_the_group_of_a_runner_that_ignores_it_changes_nothing(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """A run started with Ctrl-C ignored (nohup, a background job of a script) ignores a
+    SIGINT sent to its process group, its workers too, even while they are still starting."""
+    import psutil
+
+    seed_demo(pg_conn, DemoTables(), days=3)
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        executor={"cpu_workers": 2},
+        sinks__parquet__path=str(tmp_path / "out"),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q"],
+        env={**os.environ, "STREAMFX_DSN": pg_dsn},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    runner = psutil.Process(process.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if len([c for c in runner.children() if "multiprocessing" in " ".join(c.cmdline())]) >= 2:
+            break
+        time.sleep(0.01)
+    for _ in range(5):  # while the workers import and begin
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.2)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "failed" not in stderr

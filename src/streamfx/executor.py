@@ -26,6 +26,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -264,7 +265,6 @@ def worker_messages(
 
 def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
     """Entry point of a local worker process: its messages go through its pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it stops us
     for message in worker_messages(config, dsn, spec, socket.gethostname()):
         pipe.send(message)
     pipe.close()
@@ -440,6 +440,21 @@ class _Process:
     pipe: Any
 
 
+@contextlib.contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Start children with Ctrl-C ignored (the setting survives exec): a Ctrl-C in the terminal
+    reaches the whole process group, and a worker still importing would die of it with a
+    traceback. The runner handles Ctrl-C and stops its workers itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class LocalExecutor(Supervisor):
     """GPU and CPU lanes as worker processes on this machine, each talking through its own pipe.
 
@@ -459,7 +474,8 @@ class LocalExecutor(Supervisor):
             args=(self.config, self.dsn, spec, writer),
             name=f"streamfx-{spec.name}",
         )
-        process.start()
+        with _ctrl_c_ignored():
+            process.start()
         writer.close()  # the child holds the only writing end: its death closes the pipe
         return _Process(process, reader)
 
