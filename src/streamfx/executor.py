@@ -396,8 +396,9 @@ class Supervisor:
     ) -> Iterator[Event]:
         """A worker died or was stopped: fail or retry its eras in flight, restart the rest.
 
-        A worker lost before its first era fails its eras, unless the loss may pass (a node
-        going away, not streamfx's code failing to start), up to ``retry.attempts`` restarts.
+        A worker lost before its first era fails its eras (streamfx's code could not start: a
+        plugin that does not import, say), unless the loss may pass (killed by a signal, a
+        node gone), then it is started again, up to ``retry.attempts`` times.
         """
         worker, report = running.pop(name), self.reports[name]
         if not worker.began and (not retryable or report.restarts >= self.retry.attempts):
@@ -488,7 +489,10 @@ class LocalExecutor(Supervisor):
             return worker.handle.pipe.recv()
         except (EOFError, OSError):  # the process is gone: its pipe closed
             worker.handle.process.join()
-            raise WorkerLost(f"died (exit code {worker.handle.process.exitcode})") from None
+            code = worker.handle.process.exitcode
+            # killed by a signal (OOM killer, kill -9): may pass; an exit status would recur
+            retryable = code is not None and code < 0
+            raise WorkerLost(f"died (exit code {code})", retryable=retryable) from None
 
     def _stop(self, worker: Tracked) -> int | None:
         process = worker.handle.process
