@@ -165,9 +165,16 @@ def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     return controller.limit(limits=1, user_api="blas")
 
 
+_NAMESPACES: dict[type, Any] = {}  # by array type: the namespace depends on nothing else
+
+
 def namespace(x: Array) -> Any:
-    """The array-API namespace of ``x`` (NumPy's or CuPy's)."""
-    return array_namespace(x)
+    """The array-API namespace of ``x`` (NumPy's or CuPy's), looked up once per array type
+    (every calculator asks for it: ``array_namespace`` costs microseconds per call)."""
+    xp = _NAMESPACES.get(type(x))
+    if xp is None:
+        xp = _NAMESPACES[type(x)] = array_namespace(x)
+    return xp
 
 
 def gather(xp: Any, values: Array, offsets: Any, length: int) -> Array:

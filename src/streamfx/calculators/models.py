@@ -436,7 +436,9 @@ def _qcut_categories(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     rows, size = edges.shape
     chosen = np.full(rows, -1)
-    pending = np.arange(rows)  # rows without a precision yet (most settle at the first)
+    # rows without a precision yet (most settle at the first); rows whose edges repeat never
+    # do (equal edges round alike), so they get the fallback 3 without the search
+    pending = np.flatnonzero(_distinct(edges) == size)
     for precision in range(3, 20):
         if not len(pending):
             break
@@ -615,12 +617,15 @@ def query_similarity_count(x: Array, param: list[dict[str, Any]]) -> list[tuple[
 # --- augmented Dickey-Fuller test (statsmodels adfuller, regression="c") ------------------------
 
 
-def _ols_fits(design: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+def _ols_fits(
+    design: np.ndarray, target: np.ndarray, llf: bool, tvalue: int | None
+) -> dict[str, Any]:
     """What statsmodels' ``OLS(target, design).fit()`` (``method="pinv"``) yields for a stack of
     regressions on the host, in its order of operations: ``pinv_extended``'s SVD (singular values
     below 1e-15 * max dropped), rank as ``matrix_rank`` of the singular values, the profile
-    log-likelihood from ``sum(resid**2)``, scale ``dot(resid, resid) / (nobs - rank)``, and the
-    t values ``params / sqrt(diag(pinv @ pinv.T) * scale)``."""
+    log-likelihood from ``sum(resid**2)`` (if ``llf``), scale ``dot(resid, resid) / (nobs -
+    rank)``, and the t value ``params / sqrt(diag(pinv @ pinv.T) * scale)`` of the parameter
+    ``tvalue`` (unless None): only what the caller uses is computed."""
     nobs = design.shape[1]
     u, s, vt = np.linalg.svd(design, full_matrices=False)
     cutoff = 1e-15 * np.max(s, axis=1, keepdims=True)
@@ -631,17 +636,22 @@ def _ols_fits(design: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         s > np.max(s, axis=1, keepdims=True) * s.shape[1] * np.finfo(np.float64).eps, axis=1
     )
     resid = target - np.matmul(design, params[:, :, None])[:, :, 0]
-    ssr = np.sum(resid**2, axis=1)
-    half = nobs / 2.0
-    llf = -half * np.log(2 * np.pi) - half * np.log(ssr / nobs) - half
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.matmul(resid[:, None, :], resid[:, :, None])[:, 0, 0] / (nobs - rank)
-        cov_diag = np.sum(pinv * pinv, axis=2) * scale[:, None]
-        tvalues = params / np.sqrt(cov_diag)
-    return {"llf": llf, "rank": rank.astype(np.float64), "tvalues": tvalues, "nobs": nobs}
+    out: dict[str, Any] = {"rank": rank.astype(np.float64), "nobs": nobs}
+    if llf:
+        ssr = np.sum(resid**2, axis=1)
+        half = nobs / 2.0
+        out["llf"] = -half * np.log(2 * np.pi) - half * np.log(ssr / nobs) - half
+    if tvalue is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.matmul(resid[:, None, :], resid[:, :, None])[:, 0, 0] / (nobs - rank)
+            row = pinv[:, tvalue, :]  # one row of diag(pinv @ pinv.T), summed as the whole
+            out["tvalue"] = params[:, tvalue] / np.sqrt(np.sum(row * row, axis=1) * scale)
+    return out
 
 
-def _ols_blocks(columns: list[np.ndarray], target: np.ndarray) -> dict[str, np.ndarray]:
+def _ols_blocks(
+    columns: list[np.ndarray], target: np.ndarray, llf: bool, tvalue: int | None
+) -> dict[str, Any]:
     """``_ols_fits`` of the design stacked from ``columns`` (each (rows, nobs)), in row blocks."""
     rows, nobs = target.shape
     block = max(1, _BLOCK // (nobs * len(columns)))
@@ -649,10 +659,10 @@ def _ols_blocks(columns: list[np.ndarray], target: np.ndarray) -> dict[str, np.n
     for start in range(0, rows, block):
         stop = start + block
         design = np.stack([c[start:stop] for c in columns], axis=2)
-        parts.append(_ols_fits(design, target[start:stop]))
+        parts.append(_ols_fits(design, target[start:stop], llf, tvalue))
     if len(parts) == 1:
         return parts[0]
-    merged = {key: np.concatenate([p[key] for p in parts]) for key in ("llf", "rank", "tvalues")}
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0] if key != "nobs"}
     merged["nobs"] = nobs
     return merged
 
@@ -715,9 +725,10 @@ def _select_lag_exact(rhs: list, target: np.ndarray, method: str, maxlag: int) -
     start = len(rhs) - maxlag
     scores = []
     for lag in range(start, start + maxlag + 1):
-        fit = _ols_blocks(rhs[:lag], target)
+        t_stat = method == "t-stat"
+        fit = _ols_blocks(rhs[:lag], target, llf=not t_stat, tvalue=-1 if t_stat else None)
         scores.append(
-            _lag_scores(method, fit["llf"], fit["rank"], fit["nobs"], fit["tvalues"][:, -1])
+            _lag_scores(method, fit.get("llf"), fit["rank"], fit["nobs"], fit.get("tvalue"))
         )
     return _pick_lag(method, np.stack(scores, axis=1), maxlag)
 
@@ -826,7 +837,7 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
             rhs = [c[group] for c in columns]
             if constant:
                 rhs = [*rhs, np.ones_like(rhs[0])]
-            stat[members[group]] = _ols_blocks(rhs, target[group])["tvalues"][:, 0]
+            stat[members[group]] = _ols_blocks(rhs, target[group], llf=False, tvalue=0)["tvalue"]
     # mackinnonp(stat, regression="c", N=1); norm.cdf is scipy.special.ndtr
     with np.errstate(invalid="ignore"):
         small = stat <= _MACKINNON_STAR

@@ -4,7 +4,7 @@ and their entropy, Mexican hat wavelet transform coefficients and wavelet peaks.
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numba
@@ -68,9 +68,10 @@ def fft_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
         return parts[attr]
 
     result = []
+    nan = _nan(xp, x)  # one array for every coefficient beyond the rfft (columns are read-only)
     for config in param:
         coeff, attr = config["coeff"], config["attr"]
-        values = part(attr)[:, coeff] if coeff < n_freq else _nan(xp, x)
+        values = part(attr)[:, coeff] if coeff < n_freq else nan
         result.append((f'attr_"{attr}"__coeff_{coeff}', values))
     return result
 
@@ -264,7 +265,15 @@ def _mexh_cwt(x: Array, scale: float, coeffs: list[int]) -> Array:
     formed, each as two dot products with the data (a small matrix product).
     """
     xp = namespace(x)
-    length = x.shape[1]
+    weights = _mexh_weights(scale, tuple(coeffs), x.shape[1])
+    conv = xp.matmul(x[:, : weights.shape[0]], _like(xp, weights, x))
+    return -math.sqrt(scale) * (conv[:, 1::2] - conv[:, 0::2])
+
+
+@lru_cache(maxsize=128)
+def _mexh_weights(scale: float, coeffs: tuple[int, ...], length: int) -> np.ndarray:
+    """The (rows, 2 * len(coeffs)) matrix of ``_mexh_cwt``'s dot products, per (scale,
+    positions, series length): the same settings come back for every bucket."""
     kernel = _mexh_kernel(scale)
     size = kernel.size
     half = (size - 2) / 2  # pywt trims floor(half) values on the left
@@ -277,8 +286,8 @@ def _mexh_cwt(x: Array, scale: float, coeffs: list[int]) -> Array:
         lag = position - k
         valid = (lag >= 0) & (lag < size)
         weights[valid, column] = kernel[lag[valid]]
-    conv = xp.matmul(x[:, :rows], _like(xp, weights, x))
-    return -math.sqrt(scale) * (conv[:, 1::2] - conv[:, 0::2])
+    weights.setflags(write=False)
+    return weights
 
 
 @combiner

@@ -95,16 +95,20 @@ class NativeExtractor:
             if native:
                 members = series.filter(pl.col("sensor").is_in(sensors))
                 parts += self._compute(members, device_values, native)
+        tables = [_long_table(parts)] if parts else []
         if fallback:
             subset = readings.filter(pc.is_in(readings["sensor"], pa.array(list(fallback))))
-            parts.append(pl.from_arrow(TsfreshExtractor().extract(subset, fallback, n_jobs=n_jobs)))
-        if not parts:
+            extracted = TsfreshExtractor().extract(subset, fallback, n_jobs=n_jobs)
+            tables.append(pl.from_arrow(extracted).to_arrow().cast(FEATURES_SCHEMA))
+        if not tables:
             return FEATURES_SCHEMA.empty_table()
-        return pl.concat(parts).to_arrow().cast(FEATURES_SCHEMA)
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _compute(
         self, series: pl.DataFrame, values: Any, settings: dict[str, Any]
-    ) -> list[pl.DataFrame]:
+    ) -> list[tuple[pl.DataFrame, list[str], np.ndarray]]:
+        """Per bucket: its series (era_id, sensor), the feature names and the values, a
+        (features, series) host matrix."""
         xp = self.xp
         out = []
         for (length,), bucket in series.group_by("length"):
@@ -118,19 +122,31 @@ class NativeExtractor:
             matrix = xp.stack(columns)  # features × series
             if matrix.dtype != xp.float64:
                 matrix = xp.astype(matrix, xp.float64)
-            matrix = to_host(matrix)
-            # (era_id, sensor) of series s and feature f at row f * series + s, gathered by
-            # polars (no Python strings per cell)
-            keys = bucket.select(pl.col("era_id", "sensor").cast(pl.String))
-            frame = keys[np.tile(np.arange(bucket.height), len(names))]
-            feature = pl.Series("feature", names, dtype=pl.String)
-            out.append(
-                frame.with_columns(
-                    feature.gather(np.repeat(np.arange(len(names)), bucket.height)),
-                    pl.Series("value", matrix.reshape(-1), dtype=pl.Float64),
-                )
-            )
+            out.append((bucket.select("era_id", "sensor"), names, to_host(matrix)))
         return out
+
+
+def _long_table(parts: list[tuple[pl.DataFrame, list[str], np.ndarray]]) -> pa.Table:
+    """FEATURES_SCHEMA rows of ``_compute``'s buckets, in order: in a bucket, feature f of series
+    s at row f * series + s. The strings are gathered by polars (no Python strings per cell)."""
+    keys = pl.concat([bucket for bucket, _, _ in parts]).select(
+        pl.col("era_id", "sensor").cast(pl.String)
+    )
+    names = [name for _, bucket_names, _ in parts for name in bucket_names]
+    key_index, name_index = [], []
+    key_start = name_start = 0
+    for bucket, bucket_names, _ in parts:
+        rows = np.arange(key_start, key_start + bucket.height, dtype=np.int64)
+        features = np.arange(name_start, name_start + len(bucket_names), dtype=np.int64)
+        key_index.append(np.tile(rows, len(bucket_names)))
+        name_index.append(np.repeat(features, bucket.height))
+        key_start += bucket.height
+        name_start += len(bucket_names)
+    frame = keys[np.concatenate(key_index)].with_columns(
+        pl.Series("feature", names, dtype=pl.String).gather(np.concatenate(name_index)),
+        pl.Series("value", np.concatenate([m.reshape(-1) for _, _, m in parts]), dtype=pl.Float64),
+    )
+    return frame.to_arrow().cast(FEATURES_SCHEMA)
 
 
 @hookimpl
