@@ -120,6 +120,8 @@ def test_ctrl_c_while_workers_start_exits_130_without_tracebacks(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal gives it
+        # Ctrl-C handled, as in a terminal (a background job of a script inherits it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     runner = psutil.Process(process.pid)
     deadline = time.monotonic() + 120
