@@ -20,12 +20,24 @@ from .model import Era
 from .plugins import sensor_profiles
 from .profiles import Lane, SensorClass, SensorRule, classify_sensor
 
-#: Rough tsfresh seconds per series (fixed + per reading) by feature set, for balancing only.
+#: Rough extraction seconds per series (fixed, per reading) by engine and feature set, on one
+#: core: tsfresh pays a large overhead per series; streamfx's native kernels run batched
+#: (measured with NativeExtractor on random walks of 144 and 1,152 readings). Comprehensive
+#: falls back to tsfresh for the calculators native lacks, so it keeps tsfresh's figures.
 COST_MODEL = {
-    "minimal": (0.005, 2e-6),
-    "efficient": (0.15, 1e-4),
-    "comprehensive": (0.6, 1e-3),
+    "tsfresh": {"minimal": (0.005, 2e-6), "efficient": (0.15, 1e-4), "comprehensive": (0.6, 1e-3)},
+    "native": {"minimal": (7e-5, 2e-7), "efficient": (4e-4, 3.5e-6), "comprehensive": (0.6, 1e-3)},
 }
+#: Per-era seconds besides the series: reading it, rolling windows, assembling its features.
+ERA_OVERHEAD_S = 0.1
+
+
+def cost_engine(extractor: str) -> str:
+    """Whose costs an extractor has: tsfresh's, or the native kernels' (gpu runs them too; a
+    plugin's are unknown, and packing only needs the ratios between eras)."""
+    return "tsfresh" if extractor == "tsfresh" else "native"
+
+
 BYTES_PER_READING = 8 + 8 + 8  # time, value and a share of sensor/era labels in Arrow
 
 
@@ -46,7 +58,7 @@ class Classifier:
                 )
             profile = profiles[config.profile]
             for rule in profile.rules:
-                if rule.features is not None and rule.features not in COST_MODEL:
+                if rule.features is not None and rule.features not in COST_MODEL["native"]:
                     raise StreamfxError(
                         f"sensor profile {profile.name!r}, rule {rule.pattern!r}: unknown feature "
                         f"set {rule.features!r} (use minimal, efficient or comprehensive)"
@@ -100,8 +112,11 @@ class EraAnalysis:
         return len(self.readings_per_sensor)
 
 
-def analyze_eras(eras: list[Era], stats: pl.DataFrame, classifier: Classifier) -> list[EraAnalysis]:
+def analyze_eras(
+    eras: list[Era], stats: pl.DataFrame, classifier: Classifier, extractor: str = "native"
+) -> list[EraAnalysis]:
     """Per-era analysis from ``Source.era_stats`` rows; eras without readings get zeros."""
+    costs = COST_MODEL[cost_engine(extractor)]
     by_era: dict[str, list[dict]] = {}
     for row in stats.iter_rows(named=True):  # one row per (era, sensor): small
         by_era.setdefault(row["era_id"], []).append(row)
@@ -115,8 +130,8 @@ def analyze_eras(eras: list[Era], stats: pl.DataFrame, classifier: Classifier) -
         if rows and unique > 1:
             interval = (rows[0]["last"] - rows[0]["first"]).total_seconds() / (unique - 1)
         n = len(classes) or 1
-        cost = sum(
-            COST_MODEL[c.features][0] + COST_MODEL[c.features][1] * counts[s]
+        cost = (ERA_OVERHEAD_S if counts else 0.0) + sum(
+            costs[c.features][0] + costs[c.features][1] * counts[s]
             for s, c in zip(counts, classes, strict=True)
         )
         analyses.append(

@@ -155,7 +155,9 @@ def check_stages(config: PipelineConfig) -> Classifier:
 def make_plan(config: PipelineConfig, source: Source, eras: list[Era]) -> Plan:
     """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
     classifier = check_stages(config)
-    analyses = analyze_eras(eras, source.era_stats(eras), classifier)
+    analyses = analyze_eras(
+        eras, source.era_stats(eras), classifier, config.stages.extract.extractor
+    )
     policy = routing_policy(config.stages.classify.routing)
     routes = [route(a, config.stages.classify.routing, policy) for a in analyses]
     executor = config.executor
