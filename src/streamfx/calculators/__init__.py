@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_numpy_array
 
 Array = Any  # a NumPy or CuPy array
 
@@ -183,12 +183,27 @@ def gather(xp: Any, values: Array, offsets: Any, length: int) -> Array:
     return xp.reshape(xp.take(values, xp.reshape(index, (-1,)), axis=0), index.shape)
 
 
+def host(x: Array) -> Any:
+    """``x`` as a NumPy array, its dtype kept (CuPy arrays copy back with ``.get()``)."""
+    get = getattr(x, "get", None)
+    return get() if callable(get) else x
+
+
 def to_host(array: Array) -> Any:
-    """A NumPy array of ``array`` (CuPy arrays copy back with ``.get()``)."""
+    """A float64 NumPy array of ``array`` (the extractors' way off the device)."""
     import numpy as np
 
-    get = getattr(array, "get", None)
-    return np.asarray(get() if callable(get) else array, dtype=np.float64)
+    return np.asarray(host(array), dtype=np.float64)
+
+
+def like(xp: Any, values: Any, x: Array) -> Array:
+    """Host ``values`` in ``x``'s namespace (back on ``x``'s device for CuPy)."""
+    return values if is_numpy_array(x) else xp.asarray(values)
+
+
+def full(xp: Any, x: Array, value: float) -> Array:
+    """One float64 ``value`` per series of ``x``."""
+    return xp.full((x.shape[0],), value, dtype=xp.float64)
 
 
 # Importing the families registers their calculators.

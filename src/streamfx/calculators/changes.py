@@ -10,11 +10,8 @@ import numba
 import numpy as np
 from array_api_compat import is_numpy_array
 
-from . import Array, combiner, namespace, param_suffix, shared, simple
-
-
-def _full(xp: Any, x: Array, value: float) -> Array:
-    return xp.full((x.shape[0],), value, dtype=xp.float64)
+from . import Array, combiner, full, host, like, namespace, param_suffix, simple
+from .statistics import quantile_of_sorted, sorted_rows
 
 
 def _diff(x: Array) -> Array:
@@ -25,22 +22,12 @@ def _float(xp: Any, a: Array) -> Array:
     return xp.astype(a, xp.float64)
 
 
-def _to_host(x: Array) -> np.ndarray:
-    """``x`` as a NumPy array (copied from the device for CuPy)."""
-    return x if is_numpy_array(x) else x.get()
-
-
-def _like(xp: Any, values: np.ndarray, x: Array) -> Array:
-    """Host ``values`` back in ``x``'s namespace (on ``x``'s device)."""
-    return values if is_numpy_array(x) else xp.asarray(values)
-
-
 @simple
 def mean_abs_change(x: Array) -> Array:
     """Mean of the absolute consecutive differences (NaN for a single value)."""
     xp = namespace(x)
     if x.shape[1] < 2:
-        return _full(xp, x, math.nan)
+        return full(xp, x, math.nan)
     return xp.mean(xp.abs(_diff(x)), axis=1)
 
 
@@ -50,7 +37,7 @@ def mean_change(x: Array) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if n < 2:
-        return _full(xp, x, math.nan)
+        return full(xp, x, math.nan)
     return (x[:, -1] - x[:, 0]) / (n - 1)
 
 
@@ -60,7 +47,7 @@ def mean_second_derivative_central(x: Array) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if n < 3:
-        return _full(xp, x, math.nan)
+        return full(xp, x, math.nan)
     return (x[:, -1] - x[:, -2] - x[:, 1] + x[:, 0]) / (2 * (n - 2))
 
 
@@ -134,7 +121,7 @@ def time_reversal_asymmetry_statistic(x: Array, lag: int) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if 2 * lag >= n:
-        return _full(xp, x, 0.0)
+        return full(xp, x, 0.0)
     x0, x1, x2 = x[:, : n - 2 * lag], x[:, lag : n - lag], x[:, 2 * lag :]
     return xp.mean(x2 * x2 * x1 - x1 * x0 * x0, axis=1)
 
@@ -145,7 +132,7 @@ def c3(x: Array, lag: int) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if 2 * lag >= n:
-        return _full(xp, x, 0.0)
+        return full(xp, x, 0.0)
     x0, x1, x2 = x[:, : n - 2 * lag], x[:, lag : n - lag], x[:, 2 * lag :]
     return xp.mean(x2 * x1 * x0, axis=1)
 
@@ -180,7 +167,7 @@ def number_peaks(x: Array, n: int) -> Array:
     xp = namespace(x)
     length = x.shape[1]
     if length <= 2 * n:
-        return _full(xp, x, 0.0)
+        return full(xp, x, 0.0)
     level = n.bit_length() - 1  # 2**level <= n < 2**(level + 1)
     running = x  # running[:, a] = max(x[:, a : a + 2**k])
     for k in range(level):
@@ -193,18 +180,6 @@ def number_peaks(x: Array, n: int) -> Array:
     )
     centre = x[:, n : length - n]
     return xp.sum(_float(xp, (centre > left) & (centre > right)), axis=1)
-
-
-def _quantile_sorted(ordered: Array, q: float) -> Array:
-    """NumPy's linear-interpolated q-quantile of each (already sorted) row."""
-    n = ordered.shape[1]
-    position = (n - 1) * q
-    lo = min(math.floor(position), n - 1)
-    hi = min(lo + 1, n - 1)
-    t = position - lo
-    a, b = ordered[:, lo], ordered[:, hi]
-    # NumPy's _lerp: exact at both ends, symmetric around t = 0.5
-    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
 
 
 @numba.njit(cache=True)
@@ -270,9 +245,9 @@ def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     index = {corridor: i for i, corridor in enumerate(corridors)}
     aggregates: dict[tuple[bool, str], Array] = {}
     if corridors:
-        ordered = shared(x, "sorted", lambda: xp.sort(x, axis=1, stable=False))
-        lo = xp.stack([_quantile_sorted(ordered, ql) for ql, _ in corridors])[:, :, None]
-        hi = xp.stack([_quantile_sorted(ordered, qh) for _, qh in corridors])[:, :, None]
+        ordered = sorted_rows(x)
+        lo = xp.stack([quantile_of_sorted(ordered, ql) for ql, _ in corridors])[:, :, None]
+        hi = xp.stack([quantile_of_sorted(ordered, qh) for _, qh in corridors])[:, :, None]
     if corridors and is_numpy_array(x):
         # one compiled pass per series and corridor instead of a dozen array operations
         table = _corridor_stats(np.ascontiguousarray(x, dtype=np.float64), lo[:, :, 0], hi[:, :, 0])
@@ -297,7 +272,7 @@ def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     for p in param:
         ql, qh = p["ql"], p["qh"]
         if ql >= qh:
-            result.append((param_suffix(p), _full(xp, x, 0.0)))
+            result.append((param_suffix(p), full(xp, x, 0.0)))
         else:
             agg = aggregates[bool(p["isabs"]), p["f_agg"]]
             result.append((param_suffix(p), agg[index[ql, qh]]))
@@ -340,7 +315,7 @@ def autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
     for p in param:
         lag = p["lag"]
         if lag >= n:
-            result.append((param_suffix(p), _full(xp, x, math.nan)))
+            result.append((param_suffix(p), full(xp, x, math.nan)))
             continue
         product = xp.sum(centred[:, : n - lag] * centred[:, lag:], axis=1)
         result.append((param_suffix(p), xp.where(flat, math.nan, product / ((n - lag) * safe))))
@@ -387,7 +362,7 @@ def agg_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple[str
         part = acf[:, : int(p["maxlag"])]
         count = part.shape[1]
         if count == 0:
-            values = _full(xp, x, math.nan)
+            values = full(xp, x, math.nan)
         elif f_agg == "mean":
             values = xp.mean(part, axis=1)
         elif f_agg == "var":
@@ -411,7 +386,7 @@ def partial_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple
     n = x.shape[1]
     max_demanded = max(p["lag"] for p in param)
     max_lag = n // 2 - 1 if max_demanded >= n // 2 else max_demanded
-    nan = _full(xp, x, math.nan)
+    nan = full(xp, x, math.nan)
     if n <= 1 or max_lag <= 0:
         return [(param_suffix(p), nan) for p in param]
     s = _autocovariances(xp, x, max_lag)
@@ -426,7 +401,7 @@ def partial_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple
         row = [None] + [phi[k - 1][j] - kk * phi[k - 1][k - j] for j in range(1, k)] + [kk]
         phi.append(row)
         sig = sig * (1 - kk**2)
-    coefficients = [_full(xp, x, 1.0)] + [phi[k][k] for k in range(1, max_lag + 1)]
+    coefficients = [full(xp, x, 1.0)] + [phi[k][k] for k in range(1, max_lag + 1)]
     return [
         (param_suffix(p), coefficients[p["lag"]] if p["lag"] <= max_lag else nan) for p in param
     ]
@@ -487,8 +462,8 @@ def lempel_ziv_complexity(x: Array, bins: int) -> Array:
     (np.linspace edges, searchsorted left). The parse is sequential, so it is compiled with
     numba and runs on the host (CuPy input is copied there and the result copied back)."""
     xp = namespace(x)
-    host = np.ascontiguousarray(_to_host(x), dtype=np.float64)
-    return _like(xp, _lempel_ziv(host, int(bins)), x)
+    on_host = np.ascontiguousarray(host(x), dtype=np.float64)
+    return like(xp, _lempel_ziv(on_host, int(bins)), x)
 
 
 _TABLE_MAX_DIMENSION = 7  # order-type codes below dimension**dimension: 823543 for 7
@@ -546,7 +521,7 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
     d = int(dimension)
     windows = max(0, (n - d) // tau + 1)
     if windows == 0:
-        return _full(xp, x, math.nan)
+        return full(xp, x, math.nan)
     span = tau * (windows - 1) + 1
 
     def column(a: Array, j: int) -> Array:  # value j of every window
@@ -565,11 +540,11 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
                 inner = inner * d + column(pair, j)
             codes = codes + inner
         flat = xp.reshape(codes, (-1,))
-        table = _like(xp, _pattern_table(_to_host(flat), d), x)
+        table = like(xp, _pattern_table(host(flat), d), x)
         labels = xp.reshape(xp.take(table, flat), (x.shape[0], windows))
     else:
         stacked = xp.stack([column(x, j) for j in range(d)], axis=-1)
-        order = _like(xp, np.argsort(_to_host(stacked), axis=-1), x)
+        order = like(xp, np.argsort(host(stacked), axis=-1), x)
         ranks = xp.astype(xp.argsort(order, axis=-1), xp.int64)
         weights = xp.asarray([d**j for j in range(d)], dtype=xp.int64)
         labels = xp.sum(ranks * weights, axis=-1)

@@ -11,24 +11,21 @@ import numpy as np
 import scipy.special
 from array_api_compat import is_numpy_array
 
-from . import Array, combiner, namespace, one_blas_thread, param_suffix, shared, simple
+from . import (
+    Array,
+    combiner,
+    full,
+    host,
+    like,
+    namespace,
+    one_blas_thread,
+    param_suffix,
+    shared,
+    simple,
+)
 
 _TINY = 1.0e-20  # scipy.stats.linregress's guard against r = ±1
 _LINREGRESS = ("slope", "intercept", "rvalue", "pvalue", "stderr", "intercept_stderr")
-
-
-def _full(xp: Any, x: Array, value: float) -> Array:
-    return xp.full((x.shape[0],), value, dtype=xp.float64)
-
-
-def _to_host(x: Array) -> np.ndarray:
-    """``x`` as a NumPy array (copied from the device for CuPy)."""
-    return x if is_numpy_array(x) else x.get()
-
-
-def _like(xp: Any, values: np.ndarray, x: Array) -> Array:
-    """Host ``values`` back in ``x``'s namespace (on ``x``'s device)."""
-    return values if is_numpy_array(x) else xp.asarray(values)
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
@@ -146,7 +143,7 @@ def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     ``chunk_len`` is not shorter than the series. Each (f_agg, chunk_len) is fitted once."""
     xp = namespace(x)
     n = x.shape[1]
-    nan = _full(xp, x, math.nan)
+    nan = full(xp, x, math.nan)
     rows = x.shape[0]
     # the aggregates of one chunk_len share their number of chunks: one regression over all of
     # them, stacked (each row's fit is independent of the others)
@@ -226,7 +223,7 @@ def ar_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
     """
     xp = namespace(x)
     n = x.shape[1]
-    nan = _full(xp, x, math.nan)
+    nan = full(xp, x, math.nan)
     fits: dict[int, Array | None] = {}
     out = []
     for p in param:
@@ -237,7 +234,7 @@ def ar_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
         if coeff > k:
             values = nan
         elif params is None:
-            values = nan if coeff < k else _full(xp, x, 0.0)
+            values = nan if coeff < k else full(xp, x, 0.0)
         else:
             values = params[:, coeff]
         out.append((f"coeff_{coeff}__k_{k}", values))
@@ -463,8 +460,8 @@ def _friedrich(x: Array, m: int, r: int) -> np.ndarray:
     The fit is ``np.polyfit``'s ``lstsq(lhs, rhs, rcond=points * eps)``, batched over the
     series with the same number of points (non-empty bins).
     """
-    host = np.ascontiguousarray(_to_host(x), dtype=np.float64)
-    rows, n = host.shape
+    on_host = np.ascontiguousarray(host(x), dtype=np.float64)
+    rows, n = on_host.shape
     out = np.full((rows, m + 1), np.nan)
     if n < 2:  # qcut of no values: all-NaN edges, "not unique"
         return out
@@ -472,9 +469,9 @@ def _friedrich(x: Array, m: int, r: int) -> np.ndarray:
     # pd.qcut nudges quantiles that are not exact in binary up, then Series.quantile runs
     # np.quantile(values_2d, quantiles, axis=1) (linear interpolation)
     np.putmask(quantiles, r * quantiles != np.arange(r + 1), np.nextafter(quantiles, 1))
-    edges = np.ascontiguousarray(np.quantile(host[:, :-1], quantiles, axis=1).T)
+    edges = np.ascontiguousarray(np.quantile(on_host[:, :-1], quantiles, axis=1).T)
     categories, labelled = _qcut_categories(edges)
-    lhs, rhs, scales, points, valid = _friedrich_design(host, edges, categories, m)
+    lhs, rhs, scales, points, valid = _friedrich_design(on_host, edges, categories, m)
     valid &= labelled
     with _one_blas_thread():
         return _polyfit(out, lhs, rhs, scales, points, valid)
@@ -547,7 +544,7 @@ def friedrich_coefficients(x: Array, param: list[dict[str, Any]]) -> list[tuple[
             fits[(m, r)] = _shared_friedrich(x, m, r)
         coefficients = fits[(m, r)]
         values = coefficients[:, coeff] if coeff <= m else np.full(len(coefficients), np.nan)
-        out.append((f"coeff_{coeff}__m_{m}__r_{r}", _like(xp, np.ascontiguousarray(values), x)))
+        out.append((f"coeff_{coeff}__m_{m}__r_{r}", like(xp, np.ascontiguousarray(values), x)))
     return out
 
 
@@ -586,7 +583,7 @@ def max_langevin_fixed_point(x: Array, r: int, m: int) -> Array:
     coefficients of degree m over r quantile bins), as ``np.roots`` computes them; NaN where
     tsfresh catches the error."""
     xp = namespace(x)
-    return _like(xp, _max_real_root(_shared_friedrich(x, m, r)), x)
+    return like(xp, _max_real_root(_shared_friedrich(x, m, r)), x)
 
 
 @combiner
@@ -608,9 +605,9 @@ def query_similarity_count(x: Array, param: list[dict[str, Any]]) -> list[tuple[
 
             mass = stumpy.core.mass if p.get("normalize", True) else stumpy.core.mass_absolute
             threshold = p.get("threshold", 0.0)
-            for i, row in enumerate(_to_host(x)):
+            for i, row in enumerate(host(x)):
                 values[i] = np.sum(mass(query, np.asarray(row, dtype=float)) <= threshold)
-        out.append((param_suffix(p), _like(xp, values, x)))
+        out.append((param_suffix(p), like(xp, values, x)))
     return out
 
 
@@ -859,15 +856,15 @@ def augmented_dickey_fuller(x: Array, param: list[dict[str, Any]]) -> list[tuple
     (constant or too short series), as tsfresh catches it; NaN for an unknown attr.
     """
     xp = namespace(x)
-    host = np.ascontiguousarray(_to_host(x), dtype=np.float64)
+    on_host = np.ascontiguousarray(host(x), dtype=np.float64)
     tests: dict[str | None, tuple[np.ndarray, ...]] = {}
     out = []
     for p in param:
         autolag = p.get("autolag", "AIC")
         if autolag not in tests:
             with _one_blas_thread():
-                tests[autolag] = _adfuller(host, autolag)
+                tests[autolag] = _adfuller(on_host, autolag)
         position = {"teststat": 0, "pvalue": 1, "usedlag": 2}.get(p["attr"])
-        values = tests[autolag][position] if position is not None else np.full(len(host), np.nan)
-        out.append((f'attr_"{p["attr"]}"__autolag_"{autolag}"', _like(xp, values, x)))
+        values = tests[autolag][position] if position is not None else np.full(len(on_host), np.nan)
+        out.append((f'attr_"{p["attr"]}"__autolag_"{autolag}"', like(xp, values, x)))
     return out

@@ -12,24 +12,15 @@ import numpy as np
 from array_api_compat import is_numpy_array
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import Array, combiner, namespace, shared
+from . import Array, combiner, full, host, like, namespace, shared
 
 _RAD_TO_DEG = 180 / math.pi  # np.angle(deg=True) multiplies by this constant
 _WELCH_MAX_SEGMENT = 256  # tsfresh's nperseg = min(len(x), 256)
 
 
-def _nan(xp: Any, x: Array) -> Array:
-    return xp.full((x.shape[0],), math.nan, dtype=xp.float64)
-
-
 def _to_host(x: Array) -> np.ndarray:
-    """``x`` as a C-contiguous float64 NumPy array (copied from the device for CuPy)."""
-    return np.ascontiguousarray(x if is_numpy_array(x) else x.get(), dtype=np.float64)
-
-
-def _like(xp: Any, values: np.ndarray, x: Array) -> Array:
-    """Host ``values`` in ``x``'s namespace (on ``x``'s device for CuPy)."""
-    return values if is_numpy_array(x) else xp.asarray(values)
+    """``x`` as a C-contiguous float64 NumPy array (what the compiled kernels take)."""
+    return np.ascontiguousarray(host(x), dtype=np.float64)
 
 
 # --- Fourier transform ------------------------------------------------------------------------
@@ -68,7 +59,9 @@ def fft_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
         return parts[attr]
 
     result = []
-    nan = _nan(xp, x)  # one array for every coefficient beyond the rfft (columns are read-only)
+    nan = full(
+        xp, x, math.nan
+    )  # one array for every coefficient beyond the rfft (columns are read-only)
     for config in param:
         coeff, attr = config["coeff"], config["attr"]
         values = part(attr)[:, coeff] if coeff < n_freq else nan
@@ -90,7 +83,7 @@ def fft_aggregated(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
         raise ValueError('Attribute must be "centroid", "variance", "skew", "kurtosis"')
     y = xp.abs(_rfft(x))
     index = np.arange(y.shape[1], dtype=np.float64)
-    powers = _like(xp, np.stack([index**m for m in (1, 2, 3, 4)], axis=1), x)
+    powers = like(xp, np.stack([index**m for m in (1, 2, 3, 4)], axis=1), x)
     moments = xp.matmul(y, powers) / xp.sum(y, axis=1)[:, None]
     m1, m2, m3, m4 = (moments[:, i] for i in range(4))
     centroid = m1
@@ -145,12 +138,12 @@ def _welch(x: Array) -> Array:
         [x[:, k * hop : k * hop + nperseg] for k in range(n_segments)], axis=1
     )  # (series, segments, nperseg)
     detrended = segments - xp.mean(segments, axis=2, keepdims=True)
-    spectrum = xp.fft.rfft(detrended * _like(xp, _psd_window(nperseg), x), axis=2)
+    spectrum = xp.fft.rfft(detrended * like(xp, _psd_window(nperseg), x), axis=2)
     power = xp.real(spectrum) ** 2 + xp.imag(spectrum) ** 2
     n_freq = power.shape[2]
     onesided = np.ones(n_freq)
     onesided[1 : n_freq - 1 if nperseg % 2 == 0 else n_freq] = 2.0
-    return xp.mean(power * _like(xp, onesided, x), axis=1)
+    return xp.mean(power * like(xp, onesided, x), axis=1)
 
 
 @combiner
@@ -168,7 +161,7 @@ def spkt_welch_density(x: Array, param: list[dict[str, Any]]) -> list[tuple[str,
     if n_freq <= max(coeffs):
         present = [coeff for coeff in coeffs if n_freq > coeff]
         values = [pxx[:, coeff] for coeff in present]
-        values += [_nan(xp, x) for _ in range(len(coeffs) - len(present))]
+        values += [full(xp, x, math.nan) for _ in range(len(coeffs) - len(present))]
     else:
         values = [pxx[:, coeff] for coeff in coeffs]
     return list(zip(names, values, strict=True))
@@ -266,7 +259,7 @@ def _mexh_cwt(x: Array, scale: float, coeffs: list[int]) -> Array:
     """
     xp = namespace(x)
     weights = _mexh_weights(scale, tuple(coeffs), x.shape[1])
-    conv = xp.matmul(x[:, : weights.shape[0]], _like(xp, weights, x))
+    conv = xp.matmul(x[:, : weights.shape[0]], like(xp, weights, x))
     return -math.sqrt(scale) * (conv[:, 1::2] - conv[:, 0::2])
 
 
@@ -322,7 +315,7 @@ def cwt_coefficients(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     for config in param:
         widths, w, coeff = tuple(config["widths"]), config["w"], config["coeff"]
         scale = widths[widths.index(w)]
-        values = table[scale, position(coeff)] if coeff < length else _nan(xp, x)
+        values = table[scale, position(coeff)] if coeff < length else full(xp, x, math.nan)
         result.append((f"coeff_{coeff}__w_{w}__widths_{widths}", values))
     return result
 
@@ -545,4 +538,4 @@ def number_cwt_peaks(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
         cwt = _ricker_cwt(host[lo : lo + chunk], n_max)
         for n in counts:
             counts[n][lo : lo + chunk] = _count_cwt_peaks(cwt, n)
-    return [(f"n_{n}", _like(xp, counts[n], x)) for n in ns]
+    return [(f"n_{n}", like(xp, counts[n], x)) for n in ns]

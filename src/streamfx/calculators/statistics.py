@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Array, combiner, namespace, param_suffix, shared, simple
+from . import Array, combiner, full, namespace, param_suffix, shared, simple
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -19,10 +19,6 @@ from . import Array, combiner, namespace, param_suffix, shared, simple
 def _count(xp: Any, condition: Array) -> Array:
     """Number of True per row, as float64."""
     return xp.astype(xp.count_nonzero(condition, axis=1), xp.float64)
-
-
-def _nan(xp: Any, n: int) -> Array:
-    return xp.full((n,), xp.nan, dtype=xp.float64)
 
 
 def _flag(xp: Any, condition: Array) -> Array:
@@ -131,7 +127,7 @@ def _median_of_sorted(ordered: Array) -> Array:
     return (ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2
 
 
-def _sorted(x: Array) -> Array:
+def sorted_rows(x: Array) -> Array:
     """The rows of ``x`` sorted, once per batch (see ``shared``)."""
     xp = namespace(x)
     return shared(x, "sorted", lambda: xp.sort(x, axis=1, stable=False))
@@ -145,7 +141,7 @@ def _groups(x: Array) -> tuple[Array, Array]:
 
 def _make_groups(x: Array) -> tuple[Array, Array]:
     xp = namespace(x)
-    ordered = _sorted(x)
+    ordered = sorted_rows(x)
     first = xp.concat(
         [xp.ones((x.shape[0], 1), dtype=xp.bool), ordered[:, 1:] != ordered[:, :-1]], axis=1
     )
@@ -199,7 +195,7 @@ def length(x: Array) -> Array:
     return xp.full((x.shape[0],), float(x.shape[1]), dtype=xp.float64)
 
 
-def _quantile_of_sorted(ordered: Array, q: float) -> Array:
+def quantile_of_sorted(ordered: Array, q: float) -> Array:
     """NumPy's linearly interpolated q-quantile of each (sorted) row."""
     position = q * (ordered.shape[1] - 1)
     lo = int(position // 1)
@@ -216,14 +212,14 @@ def quantile(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
 
     Each row is sorted once for all q.
     """
-    ordered = _sorted(x)
-    return [(param_suffix(p), _quantile_of_sorted(ordered, p["q"])) for p in param]
+    ordered = sorted_rows(x)
+    return [(param_suffix(p), quantile_of_sorted(ordered, p["q"])) for p in param]
 
 
 @simple
 def median(x: Array) -> Array:
     """Median of the series (``np.median``: mean of the two middle values for even lengths)."""
-    return _median_of_sorted(_sorted(x))
+    return _median_of_sorted(sorted_rows(x))
 
 
 @simple
@@ -336,7 +332,7 @@ def skewness(x: Array) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if n < 3:
-        return _nan(xp, x.shape[0])
+        return full(xp, x, math.nan)
     m2, m3 = _pandas_moments(x, kurtosis=False)
     d = float(n)
     return m3 / (m2 * xp.sqrt(m2)) * ((d * math.sqrt(d - 1.0)) / (d - 2.0))
@@ -351,7 +347,7 @@ def kurtosis(x: Array) -> Array:
     xp = namespace(x)
     n = x.shape[1]
     if n < 4:
-        return _nan(xp, x.shape[0])
+        return full(xp, x, math.nan)
     m2, m4 = _pandas_moments(x, kurtosis=True)
     d = float(n)
     inner = d * (d + 1.0) * (m4 / (m2 * m2)) - 3.0 * (d - 1.0)
@@ -380,7 +376,7 @@ def ratio_beyond_r_sigma(x: Array, param: list[dict[str, Any]]) -> list[tuple[st
 def symmetry_looking(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """1.0 where |mean - median| < r * (max - min), for each r."""
     xp = namespace(x)
-    ordered = _sorted(x)
+    ordered = sorted_rows(x)
     difference = xp.abs(xp.mean(x, axis=1) - _median_of_sorted(ordered))
     spread = ordered[:, -1] - ordered[:, 0]
     return [(param_suffix(p), _flag(xp, difference < p["r"] * spread)) for p in param]
@@ -415,7 +411,7 @@ def mean_n_absolute_max(x: Array, number_of_maxima: int) -> Array:
     """Mean of the ``number_of_maxima`` largest absolute values; NaN unless the series is longer."""
     xp = namespace(x)
     if not x.shape[1] > number_of_maxima:
-        return _nan(xp, x.shape[0])
+        return full(xp, x, math.nan)
     largest = xp.sort(xp.abs(x), axis=1, stable=False)[:, x.shape[1] - number_of_maxima :]
     return xp.mean(largest, axis=1)
 
