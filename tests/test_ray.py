@@ -21,12 +21,11 @@ from streamfx.database import connect
 from streamfx.datasets.demo import DemoTables, seed_demo
 
 from .conftest import _with_database
-from .helpers import streamfx, write_pipeline
+from .helpers import db_features, streamfx, write_pipeline
 
 pytest.importorskip("ray")
 
 FAULTS = Path(__file__).parent / "plugins" / "faults.py"
-KEYS = ["era_id", "sensor", "feature"]
 RUN_COLUMNS = ["run_id"]  # run-specific, dropped before comparing
 
 
@@ -68,14 +67,6 @@ def parquet(tmp: Path, label: str) -> pl.DataFrame:
     return frame.drop([c for c in RUN_COLUMNS if c in frame.columns]).sort("era_id")
 
 
-def database(conn, label: str) -> pl.DataFrame:
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT era_id, sensor, feature, value FROM features_{label}")
-        frame = pl.from_arrow(cur.fetch_arrow_table())
-    conn.commit()
-    return frame.sort(KEYS)
-
-
 def report(tmp: Path, label: str) -> dict:
     (path,) = (tmp / label / "runs").glob("*.json")
     return json.loads(path.read_text())
@@ -88,8 +79,8 @@ def test_ray_output_equals_local(shared: dict) -> None:
     assert "local Ray instance" in result.stderr and "2 CPUs" in result.stderr
 
     assert parquet(tmp, "ray").equals(parquet(tmp, "local"))
-    assert database(conn, "ray").equals(database(conn, "local"))
-    assert database(conn, "ray").height > 0
+    assert db_features(conn, "features_ray").equals(db_features(conn, "features_local"))
+    assert db_features(conn, "features_ray").height > 0
 
     workers = report(tmp, "ray")["workers"]
     assert [w["worker"] for w in workers] == ["cpu-0", "cpu-1"]  # lanes: the cluster's 2 CPUs
@@ -119,7 +110,7 @@ def test_ray_worker_killed_is_retried(shared: dict, tmp_path: Path, monkeypatch)
     assert f"era {era}: try 2" in result.stderr  # on a fresh task
 
     assert parquet(tmp, "crashed").equals(parquet(tmp, "local"))
-    assert database(conn, "crashed").equals(database(conn, "local"))
+    assert db_features(conn, "features_crashed").equals(db_features(conn, "features_local"))
     done = report(tmp, "crashed")
     detail = {e["era_id"]: e for e in done["eras_detail"]}
     assert detail[era]["attempts"] == 2 and detail[era]["status"] == "done"
