@@ -132,10 +132,10 @@ class Connection:
     calling ``work`` again redoes exactly the lost unit of work, never half of it.
     """
 
-    def __init__(self, dsn: str, policy: RetryConfig | None = None) -> None:
+    def __init__(self, dsn: str, policy: RetryConfig | None = None, conn: Any = None) -> None:
         self.dsn = dsn
         self.policy = policy
-        self.conn: Any = connect(dsn)
+        self.conn: Any = conn if conn is not None else connect(dsn)
         self.reconnects = 0
 
     def run(self, work: Callable[[Any], T]) -> T:

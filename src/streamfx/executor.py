@@ -40,7 +40,7 @@ from array_api_compat import numpy as array_numpy
 
 from .classify import Classifier
 from .config import PipelineConfig
-from .database import is_alive, reconnect
+from .database import Connection, reconnect
 from .errors import DatabaseLost
 from .model import FEATURES_SCHEMA, Era, EraFailure, EraResult
 from .plugin_calculators import extract_all
@@ -109,13 +109,12 @@ class EraWorker:
     def __init__(self, config: PipelineConfig, dsn: str, spec: WorkerSpec) -> None:
         load_local_plugins(config.plugins)  # a spawned worker starts with built-ins only
         self.config = config
-        self.dsn = dsn
         self.spec = spec
         self.retry = config.executor.retry
-        self.reconnect_policy = config.executor.reconnect
         self.attempts = dict(spec.attempts)
-        self.conn = reconnect(dsn, self.reconnect_policy, first_wait=False)
-        self.source = Source(config.source, self.conn)
+        policy = config.executor.reconnect  # a database blip while workers start is waited out
+        self.db = Connection(dsn, policy, reconnect(dsn, policy, first_wait=False))
+        self.source = Source(config.source, self.db.conn)
         self.classifier = Classifier(config.stages.classify)
         self.extractor = get_extractor(spec.extractor)
         if hasattr(self.extractor, "memory_limit_gb"):  # the GPU extractor's pool cap
@@ -146,16 +145,13 @@ class EraWorker:
 
     def read(self, era: Era) -> pa.Table:
         """The era's readings; a dead connection is reopened (with backoff) and the read redone."""
-        while True:
-            try:
-                return self.source.read_era(era)
-            except Exception:
-                if is_alive(self.conn):
-                    raise  # the query failed, not the connection
-            with contextlib.suppress(Exception):
-                self.conn.close()
-            self.conn = reconnect(self.dsn, self.reconnect_policy)  # DatabaseLost past budget
-            self.source = Source(self.config.source, self.conn)
+
+        def read(conn: Any) -> pa.Table:
+            if conn is not self.source.conn:  # reopened after the connection was lost
+                self.source = Source(self.config.source, conn)
+            return self.source.read_era(era)
+
+        return self.db.run(read)  # DatabaseLost past the reconnect budget
 
     def process(self, eras: Sequence[Era], retrying: str | None = None) -> Iterator[Event]:
         """Extract several eras in one pass (one extractor call, one device transfer).
@@ -228,8 +224,7 @@ class EraWorker:
                     time.sleep(self.retry.delay(tries))
                 yield from self.process(eras, retrying)
         finally:
-            with contextlib.suppress(Exception):
-                self.conn.close()
+            self.db.close()
 
 
 class Executor(Protocol):
