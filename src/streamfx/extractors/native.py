@@ -82,7 +82,7 @@ class NativeExtractor:
         # sensors sharing the same settings share every calculator call
         groups: dict[str, list[str]] = {}
         keys: dict[int, str] = {}  # by identity first: one serialisation per settings object
-        for sensor in series["sensor"].unique().to_list():
+        for sensor in series["sensor"].unique(maintain_order=True).to_list():
             settings = wanted[sensor]
             key = keys.get(id(settings))
             if key is None:
@@ -111,7 +111,7 @@ class NativeExtractor:
         (features, series) host matrix."""
         xp = self.xp
         out = []
-        for (length,), bucket in series.group_by("length"):
+        for (length,), bucket in series.group_by("length", maintain_order=True):
             batch = gather(xp, values, bucket["offset"].to_numpy(), int(length))
             names, columns = [], []
             with warnings.catch_warnings(), np.errstate(all="ignore"), one_blas_thread():
