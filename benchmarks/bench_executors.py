@@ -38,7 +38,7 @@ from common import add_output_options, command_line, machine, markdown_table, pu
 from common import work_dir as make_work_dir
 
 from streamfx.database import connect, start_embedded
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 HEADING = "## Local vs Ray executor (bench_executors.py)"
 DEFAULT_DAYS = 9

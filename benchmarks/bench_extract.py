@@ -13,7 +13,7 @@ peak RSS (``ru_maxrss`` of the process plus that of its largest waited-for child
 
 * ``native``: ``NativeExtractor().extract(readings, {sensor: feature_set(SET)})``; calculators
   not ported yet fall back to tsfresh (``n_jobs=--jobs``) inside the extractor. How many ran
-  natively and how many fell back (``streamfx.calculators.split_native``) is reported, and the
+  natively and how many fell back (``streamfx.extract.calculators.split_settings``) is reported, and the
   ported calculators alone are timed as well.
 * ``tsfresh``: ``tsfresh.extract_features(n_jobs=--jobs)`` on a pandas long frame
   (column_id/sort/kind/value, no imputation).
@@ -119,8 +119,8 @@ class Unavailable(Exception):
 
 def build_readings(days: int, folder: Path = DATA) -> pa.Table:
     """The first ``days`` UTC days of celle5 that have readings, as one long Arrow table."""
-    from streamfx.datasets.aarslev import load_aarslev, to_long
     from streamfx.model import READINGS_SCHEMA
+    from streamfx.source.datasets.aarslev import load_aarslev, to_long
 
     long = to_long(load_aarslev(folder)).with_columns(
         era_id=pl.col("time").dt.strftime("%Y-%m-%dT00:00:00Z")  # streamfx's window ids
@@ -222,13 +222,13 @@ def timed_runs(call: Callable[[], Any], repeat: int) -> tuple[Any, float]:
 
 def run_native(args: argparse.Namespace) -> dict[str, Any]:
     """streamfx's native extractor, then its ported calculators alone."""
-    from streamfx.calculators import split_native
-    from streamfx.extractors.native import NativeExtractor
+    from streamfx.extract.calculators import split_settings
+    from streamfx.extract.extractors.native import NativeExtractor
 
     readings = read_ipc(args.input)
     sensors = sorted(set(readings["sensor"].to_pylist()))
     settings = settings_for(args.set)
-    native, rest = split_native(settings)
+    native, _, rest = split_settings(settings)
     NativeExtractor().extract(first_era(readings), dict.fromkeys(sensors, settings))  # warm-up
     rss_before = current_rss_mib()
     features, seconds = timed_runs(
@@ -302,7 +302,7 @@ def run_tsfresh_like(args: argparse.Namespace, module: str) -> dict[str, Any]:
 
 def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
     """The whole ``streamfx run`` command as a subprocess; its output parquet in long form."""
-    from streamfx.pipeline import available_cores
+    from streamfx.classify.plan import available_cores
 
     command = [sys.executable, "-m", "streamfx.cli", "run", str(args.pipeline), "-q"]
     t0 = time.perf_counter()
@@ -463,7 +463,7 @@ def run_worker(name: str, work: Path, args: argparse.Namespace, env: dict[str, s
 def setup_e2e(work: Path, readings: pa.Table, feature_set_name: str) -> dict[str, str]:
     """Start an embedded PostgreSQL in ``work``, seed celle5 (wide), write the pipeline file."""
     from streamfx.database import connect, start_embedded
-    from streamfx.datasets.aarslev import seed_aarslev
+    from streamfx.source.datasets.aarslev import seed_aarslev
 
     days = sorted(set(readings["era_id"].to_pylist()))
     first = dt.datetime.fromisoformat(days[0].replace("Z", "+00:00"))
@@ -608,7 +608,7 @@ def section(
     load: float,
 ) -> str:
     """The RESULTS.md section, heading included."""
-    from streamfx.pipeline import available_cores
+    from streamfx.classify.plan import available_cores
 
     days = sorted(set(readings["era_id"].to_pylist()))
     series = len(

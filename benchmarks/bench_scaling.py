@@ -51,9 +51,9 @@ from common import (
     work_dir,
 )
 
+from streamfx.classify.plan import available_cores
 from streamfx.database import connect, start_embedded
-from streamfx.datasets.demo import DemoTables, seed_demo
-from streamfx.pipeline import available_cores
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 HEADING = "## Parallel lanes: memory and CPU (bench_scaling.py)"
 RSS_TARGET = 1.2

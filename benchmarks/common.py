@@ -31,7 +31,7 @@ def machine() -> str:
     """Cores (usable / logical), RAM, CPU model and Python of this machine."""
     import psutil
 
-    from streamfx.pipeline import available_cores
+    from streamfx.classify.plan import available_cores
 
     ram = psutil.virtual_memory().total / 1024**3
     model = platform.processor() or platform.machine()

@@ -8,7 +8,7 @@ in under five minutes on the default sizes::
 Without CuPy or a usable CUDA device it prints one line,
 ``gpu_check: CuPy/CUDA not available: <reason>``, and exits with status 3, so a script can tell.
 
-(a) Parity on the device: every calculator in ``streamfx.calculators.CALCULATORS`` with its
+(a) Parity on the device: every calculator in ``streamfx.extract.calculators.CALCULATORS`` with its
     efficient parameter sets (comprehensive ones for a calculator the efficient set lacks) is
     computed by ``calculators.compute`` on ``cupy.asarray(batch)`` (series bucketed by length, as
     the extractor does) and compared with tsfresh on the host, cell by cell (rtol 1e-6,
@@ -84,10 +84,10 @@ class Device:
     def extractor(self) -> Any:
         """The ``gpu`` extractor (the native one on NumPy when simulated)."""
         if self.simulated:
-            from streamfx.extractors.native import NativeExtractor
+            from streamfx.extract.extractors.native import NativeExtractor
 
             return NativeExtractor()
-        from streamfx.extractors.gpu import GpuExtractor
+        from streamfx.extract.extractors.gpu import GpuExtractor
 
         return GpuExtractor()
 
@@ -136,7 +136,7 @@ def probe(simulate: bool) -> Device:
 
 def celle5_long(folder: Path = DATA) -> pl.DataFrame:
     """The celle5 export as long readings (time, sensor, value) with ``era_id`` = UTC day."""
-    from streamfx.datasets.aarslev import load_aarslev, to_long
+    from streamfx.source.datasets.aarslev import load_aarslev, to_long
 
     return to_long(load_aarslev(folder)).with_columns(
         era_id=pl.col("time").dt.strftime("%Y-%m-%dT00:00:00Z")
@@ -170,8 +170,8 @@ def parity_cases(seed: int = 7) -> list[tuple[str, np.ndarray]]:
 
 def parameters() -> tuple[dict[str, Any], list[str]]:
     """Every ported calculator with its efficient (else comprehensive) parameter sets."""
-    from streamfx.calculators import CALCULATORS
     from streamfx.extract import feature_set
+    from streamfx.extract.calculators import CALCULATORS
 
     efficient, comprehensive = feature_set("efficient"), feature_set("comprehensive")
     settings, unknown = {}, []
@@ -242,7 +242,7 @@ def kernel_values(
     to_host: Callable[[Any], np.ndarray],
 ) -> dict[str, np.ndarray]:
     """One calculator via ``compute`` on ``xp.asarray(batch)``, one batch per series length."""
-    from streamfx.calculators import compute
+    from streamfx.extract.calculators import compute
 
     lengths = np.array([len(v) for _, v in cases])
     out: dict[str, np.ndarray] = {}
@@ -326,8 +326,8 @@ class Timing:
 
 def demo_readings(days: int) -> pa.Table:
     """Generated demo readings, 2 compartments, eras = 1-day windows per compartment."""
-    from streamfx.datasets.demo import generate_readings
     from streamfx.model import READINGS_SCHEMA
+    from streamfx.source.datasets.demo import generate_readings
 
     long = generate_readings(days=days, compartments=2).with_columns(
         era_id=pl.format(
@@ -399,9 +399,9 @@ def time_engines(
     """tsfresh, native and gpu on the same eras; later engines skipped when out of budget."""
     import pyarrow.compute as pc
 
-    from streamfx.calculators import split_native
-    from streamfx.extractors.native import NativeExtractor
-    from streamfx.extractors.tsfresh import TsfreshExtractor
+    from streamfx.extract.calculators import split_settings
+    from streamfx.extract.extractors.native import NativeExtractor
+    from streamfx.extract.extractors.tsfresh import TsfreshExtractor
 
     sensors = sorted(set(readings["sensor"].to_pylist()))
     fc = dict.fromkeys(sensors, settings)
@@ -414,7 +414,7 @@ def time_engines(
         readings.num_rows,
     )
     first = readings.filter(pc.equal(readings["era_id"], eras[0]))
-    warm = dict.fromkeys(sensors, split_native(settings)[0])  # ported part: JIT, CUDA kernels
+    warm = dict.fromkeys(sensors, split_settings(settings)[0])  # ported part: JIT, CUDA kernels
     engines: list[tuple[str, Any]] = [
         ("tsfresh", TsfreshExtractor()),
         ("native", NativeExtractor()),
@@ -546,7 +546,7 @@ def section(
     total_s: float,
     fallbacks: int,
 ) -> str:
-    from streamfx.pipeline import available_cores
+    from streamfx.classify.plan import available_cores
 
     cores = available_cores()
     lines = [
@@ -621,13 +621,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"gpu_check: CuPy/CUDA not available: {exc}")
         return UNAVAILABLE_EXIT
-    from streamfx.pipeline import available_cores
+    from streamfx.classify.plan import available_cores
 
     command = command_line("gpu_check.py")
     cores = available_cores()
     print(f"gpu_check: {device.name}; {cores} usable cores", flush=True)
     counter = CountWarnings()
-    logging.getLogger("streamfx.extractors.gpu").addHandler(counter)
+    logging.getLogger("streamfx.extract.extractors.gpu").addHandler(counter)
 
     print("(a) calculator parity on the device ...", flush=True)
     parity_rows, cases, unknown = check_parity(device, cores)
@@ -635,11 +635,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
 
     print("(b) timings ...", flush=True)
-    from streamfx.calculators import split_native
     from streamfx.extract import feature_set
+    from streamfx.extract.calculators import split_settings
 
     efficient = feature_set("efficient")
-    ported, _ = split_native(efficient)
+    ported, _, _ = split_settings(efficient)
     datasets: list[tuple[str, Callable[[], pa.Table]]] = [
         (f"demo {args.demo_days} d × 2 compartments", lambda: demo_readings(args.demo_days)),
     ]

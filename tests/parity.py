@@ -11,7 +11,7 @@ import pandas as pd
 import tsfresh
 from tsfresh.feature_extraction import EfficientFCParameters
 
-from streamfx.calculators import CALCULATORS, compute
+from streamfx.extract.calculators import CALCULATORS, compute
 
 from .conftest import CELLE5
 
@@ -27,7 +27,7 @@ def efficient(*names: str) -> dict:
 @cache
 def celle5_days() -> tuple[np.ndarray, ...]:
     """A few real days of celle5 sensors (gaps removed), as series."""
-    from streamfx.datasets.aarslev import load_aarslev
+    from streamfx.source.datasets.aarslev import load_aarslev
 
     wide = load_aarslev(CELLE5)
     days = []

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamfx.calculators.models import _max_real_root
+from streamfx.extract.calculators.models import _max_real_root
 
 from .parity import assert_parity, efficient, standard_cases
 

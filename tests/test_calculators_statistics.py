@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamfx.calculators import statistics
+from streamfx.extract.calculators import statistics
 
 from .parity import assert_parity, efficient, standard_cases
 

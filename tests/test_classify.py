@@ -9,12 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamfx.balance import lpt
-from streamfx.classify import EraAnalysis, route, routing_policy
-from streamfx.config import RoutingConfig
+from streamfx.classify.analysis import EraAnalysis
+from streamfx.classify.balance import imbalance, lpt
+from streamfx.classify.config import RoutingConfig
+from streamfx.classify.default_profiles import REFERENCE_PROFILE
+from streamfx.classify.profiles import classify_sensor
+from streamfx.classify.routing import route, routing_policy
 from streamfx.errors import StreamfxError
 from streamfx.model import Era
-from streamfx.profiles import REFERENCE_PROFILE, classify_sensor
 
 ERA = Era("e", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2024, 1, 2, tzinfo=dt.UTC))
 DEFAULTS = RoutingConfig()
@@ -25,11 +27,9 @@ def analysis(readings: int, ratio: float = 0.0, complexity: float = 0.0) -> EraA
         era=ERA,
         readings_per_sensor={"s": readings} if readings else {},
         unique_timestamps=readings,
-        sampling_interval_s=300.0,
         gpu_suitable_ratio=ratio,
         complexity_score=complexity,
         estimated_cost=1.0,
-        estimated_bytes=readings * 24,
     )
 
 
@@ -145,12 +145,13 @@ def test_lpt_within_grahams_bound_of_optimum(costs: list[int], workers: int) -> 
 
 
 def test_imbalance() -> None:
-    assert lpt([3, 3, 3, 3], 2).imbalance == pytest.approx(1.0)
-    assert lpt([9, 1], 2).imbalance == pytest.approx(9 / 5)
+    assert imbalance(lpt([3, 3, 3, 3], 2).loads) == pytest.approx(1.0)
+    assert imbalance(lpt([9, 1], 2).loads) == pytest.approx(9 / 5)
+    assert imbalance([0.0, 0.0]) is None  # no load to compare
 
 
 def test_profile_conflicts_are_reported() -> None:
-    from streamfx.profiles import SensorProfile, SensorRule, profile_conflicts
+    from streamfx.classify.profiles import SensorProfile, SensorRule, profile_conflicts
 
     factory = SensorProfile(
         "factory",

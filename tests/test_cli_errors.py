@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import streamfx, write_pipeline
 
@@ -88,6 +88,19 @@ CONFIG_ERRORS = {
         ["executor.reconnect.backoff", "duration"],
     ),
     "zero_era_timeout": ({"executor__era_timeout": "0s"}, ["executor.era_timeout", "positive"]),
+    "sink_option_misspelt": (
+        {"sinks__postgres": {"tabel": "x"}},
+        ["unknown key 'tabel' in sinks.postgres", "did you mean 'table'"],
+    ),
+    "sink_option_out_of_range": (
+        {"sinks__parquet__selection": {"variance_threshold": -1}},
+        ["sinks.parquet.selection.variance_threshold", "greater than or equal to 0"],
+    ),
+    "sink_option_missing": ({"sinks__parquet": {}}, ["sinks.parquet.path", "required"]),
+    "selection_moved": (
+        {"stages__extract__selection": {"variance_threshold": 0.1}},
+        ["stages.extract", "'selection' moved to sinks.parquet.selection"],
+    ),
 }
 
 

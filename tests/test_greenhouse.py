@@ -16,10 +16,11 @@ from streamfx_greenhouse import (
     vpd_in_range_fraction,
 )
 
-from streamfx.config import load_config
-from streamfx.datasets.aarslev import seed_aarslev
-from streamfx.pipeline import run_pipeline, seed_demo_if_missing
-from streamfx.plugins import feature_calculators, sensor_profiles
+from streamfx.config import load_config, sink_options
+from streamfx.plugins.manager import feature_calculators, sensor_profiles
+from streamfx.run.pipeline import run_pipeline
+from streamfx.source.datasets.aarslev import seed_aarslev
+from streamfx.source.open import seed_demo_if_missing
 
 from .conftest import CELLE5, REPO
 from .helpers import write_pipeline
@@ -107,8 +108,11 @@ def test_example_pipelines_run(
     config = load_config(REPO / "pipelines" / f"{name}.yaml")
     source = config.source.model_copy(update={"dsn": pg_dsn})
     config = config.model_copy(update={"source": source})
-    assert seed_demo_if_missing(config, pg_conn, lambda _: None)
+    assert seed_demo_if_missing(config.source, pg_conn, lambda _: None)
     monkeypatch.chdir(tmp_path)  # relative output paths land here
     summary = run_pipeline(config, limit=3)
     assert summary.done >= 2 and not summary.failed
-    assert pl.read_parquet(config.sinks.parquet.path / "features.parquet").height == summary.done
+    assert (
+        pl.read_parquet(sink_options(config)["parquet"].path / "features.parquet").height
+        == summary.done
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from streamfx.config import load_config
 from streamfx.errors import StreamfxError
-from streamfx.pipeline import run_pipeline
+from streamfx.run.pipeline import run_pipeline
 
 from .helpers import write_pipeline
 

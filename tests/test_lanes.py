@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from streamfx.config import load_config
-from streamfx.datasets.demo import DemoTables, seed_demo
-from streamfx.pipeline import run_pipeline
+from streamfx.run.pipeline import run_pipeline
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import streamfx, write_pipeline
 
@@ -112,13 +113,16 @@ def test_gpu_required_without_gpu_exits_2(tmp_path: Path, demo_dsn: str) -> None
     assert "executor.gpu: required" in result.stderr
 
 
-def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str) -> None:
+def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
     path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
     result = streamfx("plan", str(path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "readings" in out and "rule" in out and "< 10,000" in out
-    assert "no readings: skipped" in out  # the demo's era after the data
+    (eras,) = query(pg_conn, "SELECT count(*) FROM eras")[0]
+    rows = [line for line in out.splitlines() if re.search(r"│ (cpu|gpu|skip) +│", line)]
+    assert len(rows) == eras  # one row per era, each with its route
+    assert sum("< 10,000" in row for row in rows) == eras - 1
+    assert sum("no readings: skipped" in row for row in rows) == 1  # the era after the data
     assert "cpu-0" in out and "cpu-1" in out
     assert "cpu lane imbalance (max / mean load):" in out
     assert not (tmp_path / "out").exists()  # planning extracts and writes nothing

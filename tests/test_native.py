@@ -10,14 +10,14 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from streamfx.calculators import CALCULATORS
 from streamfx.errors import StreamfxError
 from streamfx.extract import feature_set
-from streamfx.extractors.gpu import GpuExtractor
-from streamfx.extractors.native import NativeExtractor
-from streamfx.extractors.tsfresh import TsfreshExtractor
+from streamfx.extract.calculators import CALCULATORS
+from streamfx.extract.extractors.gpu import GpuExtractor
+from streamfx.extract.extractors.native import NativeExtractor
+from streamfx.extract.extractors.tsfresh import TsfreshExtractor
+from streamfx.extract.rolling import rolling_features
 from streamfx.model import READINGS_SCHEMA
-from streamfx.rolling import rolling_features, window_samples
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -91,7 +91,6 @@ def test_gpu_extractor_needs_cupy(demo_readings: pa.Table) -> None:
 
 
 def test_rolling_windows_follow_sampling_interval() -> None:
-    assert window_samples(3600, 600) == 6 and window_samples(3600, 300) == 12
     hours = 48
     signal = lambda t: 20 + 5 * np.sin(2 * np.pi * t / 24)  # noqa: E731 - hours -> °C
     ten = readings({("e", "air_temp_c"): signal(np.arange(0, hours, 1 / 6))}, step_minutes=10)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
+
+from streamfx import READINGS_SCHEMA, FeatureCalculator, StreamfxError
+from streamfx.extract.calculators import CALCULATORS
+from streamfx.extract.plugin_calculators import (
+    CalculatorFailed,
+    check_calculators,
+    run_plugin_calculators,
+)
 
 from .helpers import streamfx, write_pipeline
 
@@ -142,7 +149,70 @@ def test_streamfx_plugins_env_restricts_third_party(monkeypatch: pytest.MonkeyPa
     restricted = streamfx("plugins")
     assert restricted.returncode == 0
     assert "greenhouse" not in restricted.stdout
-    assert "streamfx.extractors.tsfresh" in restricted.stdout  # built-ins always load
+    assert "streamfx.extract.extractors.tsfresh" in restricted.stdout  # built-ins always load
     monkeypatch.setenv("STREAMFX_PLUGINS", "greenhouse")
-    assert "greenhouse" in streamfx("plugins").stdout
-    assert os.environ["STREAMFX_PLUGINS"] == "greenhouse"
+    only = streamfx("plugins").stdout
+    assert "greenhouse" in only and "streamfx.extract.extractors.tsfresh" in only
+
+
+def _bucketed_readings() -> pa.Table:
+    """Three eras of 12 readings and one of 7, of one sensor."""
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    rows = [
+        (era, start + dt.timedelta(minutes=5 * i), float(i * (k + 1)))
+        for k, (era, n) in enumerate([("a", 12), ("b", 12), ("c", 12), ("d", 7)])
+        for i in range(n)
+    ]
+    era, time, value = zip(*rows, strict=True)
+    return pa.table(
+        {"era_id": era, "sensor": ["s"] * len(rows), "time": time, "value": value},
+        schema=READINGS_SCHEMA,
+    )
+
+
+def test_batch_calculator_gets_a_bucket_of_series_per_call() -> None:
+    shapes: list[tuple[int, ...]] = []
+
+    def spread(x: np.ndarray) -> np.ndarray:
+        shapes.append(x.shape)
+        return x.max(axis=1) - x.min(axis=1)
+
+    calculator = FeatureCalculator("spread", spread, kind="batch")
+    features = run_plugin_calculators(
+        _bucketed_readings(), {"s": {"spread": None}}, {"spread": calculator}
+    )
+    assert sorted(shapes) == [(1, 7), (3, 12)]  # one call per length, all its series at once
+    got = {r["era_id"]: r["value"] for r in features.to_pylist()}
+    assert got == {"a": 11.0, "b": 22.0, "c": 33.0, "d": 24.0}
+
+
+def test_batch_calculator_that_raises_fails_only_its_series() -> None:
+    def fussy(x: np.ndarray) -> np.ndarray:
+        if (x > 30).any():
+            raise ValueError("too warm")
+        return x.sum(axis=1)
+
+    warnings: list[str] = []
+    calculator = FeatureCalculator("fussy", fussy, kind="batch")
+    features = run_plugin_calculators(
+        _bucketed_readings(), {"s": {"fussy": None}}, {"fussy": calculator}, warnings_out=warnings
+    )
+    got = {r["era_id"]: r["value"] for r in features.to_pylist()}
+    assert got["a"] == 66.0 and got["b"] == 132.0 and got["d"] == 84.0
+    assert math.isnan(got["c"])  # only era c holds a value above 30
+    assert len(warnings) == 1 and "era c, sensor s" in warnings[0] and "too warm" in warnings[0]
+    with pytest.raises(CalculatorFailed, match="era c"):
+        run_plugin_calculators(
+            _bucketed_readings(), {"s": {"fussy": None}}, {"fussy": calculator}, on_error="fail"
+        )
+
+
+def test_a_native_kernel_name_passes_the_calculator_check() -> None:
+    check_calculators({"mean": None, "abs_energy": None}, "here")  # tsfresh's and native
+    with pytest.raises(StreamfxError, match="here: unknown feature calculator 'no_such'"):
+        check_calculators({"no_such": None}, "here")
+    CALCULATORS["streamfx_only"] = CALCULATORS["mean"]  # a kernel tsfresh does not have
+    try:
+        check_calculators({"streamfx_only": None}, "here")
+    finally:
+        del CALCULATORS["streamfx_only"]

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from streamfx.database import connect
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .conftest import _with_database
 from .helpers import db_features, streamfx, write_pipeline

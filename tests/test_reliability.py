@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from streamfx.datasets.demo import DemoTables, seed_demo
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import (
     db_features,

@@ -17,12 +17,12 @@ import pytest
 
 import streamfx
 from streamfx.database import qualified
-from streamfx.datasets.demo import DemoTables, seed_demo
 from streamfx.errors import StreamfxError
 from streamfx.model import FEATURES_SCHEMA, Era, EraResult
 from streamfx.sinks import Sink
 from streamfx.sinks.parquet import ERA_COLUMNS, ParquetSink, put, safe_name
 from streamfx.sinks.postgres import PostgresSink
+from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import streamfx as streamfx_cli
 from .helpers import write_pipeline
@@ -333,7 +333,7 @@ def test_postgres_era_status_lifecycle(pg_dsn: str, pg_conn) -> None:
 
 
 def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> None:
-    from streamfx.config import RetryConfig
+    from streamfx.options import RetryConfig
 
     policy = RetryConfig(attempts=3, backoff=dt.timedelta(0))
     sink = PostgresSink(pg_dsn, run_id="r1", reconnect=policy)

@@ -1,10 +1,62 @@
-"""streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back."""
+"""streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back.
+
+This namespace is the public API: ``extract_features`` for tsfresh users, and everything a
+plugin author needs (hooks, calculators, profiles, extractors, sinks and the records they
+exchange), so that a plugin never reaches into streamfx's modules. See docs/plugins.md.
+"""
 
 from __future__ import annotations
 
 from .api import extract_features
-from .hookspecs import hookimpl
+from .classify.default_profiles import REFERENCE_PROFILE
+from .classify.profiles import SensorClass, SensorProfile, SensorRule
+from .errors import DatabaseLost, StreamfxError
+from .extract.extractor import Costed, Extractor, FeatureCalculator, MemoryBounded
+from .extract.extractors.native import NativeExtractor
+from .extract.extractors.tsfresh import TsfreshExtractor
+from .extract.feature_sets import FCParameters, feature_set
+from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
+from .plugins.hookspecs import hookimpl
+from .sinks import (
+    EraStatus,
+    ReportFolder,
+    ResumableSink,
+    RunRecorder,
+    Sink,
+    SinkContext,
+    SinkPlugin,
+    StatusSink,
+)
+from .version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["__version__", "extract_features", "hookimpl"]
+__all__ = [
+    "FEATURES_SCHEMA",
+    "READINGS_SCHEMA",
+    "REFERENCE_PROFILE",
+    "Costed",
+    "DatabaseLost",
+    "Era",
+    "EraResult",
+    "EraStatus",
+    "Extractor",
+    "FCParameters",
+    "FeatureCalculator",
+    "MemoryBounded",
+    "NativeExtractor",
+    "ReportFolder",
+    "ResumableSink",
+    "RunRecorder",
+    "SensorClass",
+    "SensorProfile",
+    "SensorRule",
+    "Sink",
+    "SinkContext",
+    "SinkPlugin",
+    "StatusSink",
+    "StreamfxError",
+    "TsfreshExtractor",
+    "__version__",
+    "extract_features",
+    "feature_set",
+    "hookimpl",
+]

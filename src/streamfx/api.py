@@ -22,9 +22,11 @@ import polars as pl
 import pyarrow as pa
 
 from .errors import StreamfxError
-from .extract import FCParameters, feature_set
+from .extract.era_features import extract_all
+from .extract.feature_sets import FCParameters, feature_set
+from .extract.plugin_calculators import check_calculators
 from .model import READINGS_SCHEMA
-from .plugin_calculators import check_calculators, extract_all
+from .plugins.manager import get_extractor
 
 _ID, _ORDER, _KIND, _VALUE, _ERA = "__sfx_id", "__sfx_order", "__sfx_kind", "__sfx_value", "era_id"
 
@@ -67,8 +69,6 @@ def extract_features(
     pandas in -> pandas DataFrame indexed by the ids (as tsfresh); polars in -> polars
     DataFrame with the id column first; pyarrow in -> pyarrow Table likewise.
     """
-    from .plugins import get_extractor
-
     extractor = get_extractor(engine, where="engine")
     frame, output = _to_polars(timeseries_container)
     long, kinds = _to_long(frame, column_id, column_sort, column_kind, column_value)

@@ -19,8 +19,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
 from .errors import StreamfxError
+from .version import __version__
 
 app = typer.Typer(
     help=(
@@ -129,7 +129,7 @@ def run(
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
     from .config import load_config
-    from .pipeline import run_pipeline
+    from .run.pipeline import run_pipeline
 
     config = load_config(pipeline)
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -168,7 +168,7 @@ def run(
 
 
 def _print_summary(summary: Any) -> None:
-    from .report import build_report
+    from .run.report import build_report
 
     report = build_report(summary)
     table = Table(title=f"streamfx run {summary.run_id} ({summary.pipeline})", show_header=False)
@@ -246,7 +246,7 @@ def plan(
     decided it, estimated cost, worker), then each worker's load and each lane's imbalance.
     """
     from .config import load_config
-    from .pipeline import plan_pipeline
+    from .run.pipeline import plan_pipeline
 
     config = load_config(pipeline)
     era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
@@ -324,15 +324,16 @@ def validate(
     """
     from .config import load_config
     from .database import EMBEDDED, connect, table_columns
-    from .pipeline import check_stages, resolve_dsn
-    from .source import Source
+    from .run.pipeline import check_stages
+    from .source.open import resolve_dsn
+    from .source.postgres import Source
 
     config = load_config(pipeline)
     check_stages(config)
     out.print(f"{pipeline}: pipeline file is valid")
     if offline:
         return
-    dsn = resolve_dsn(config)
+    dsn = resolve_dsn(config.source)
     conn = connect(dsn)
     try:
         src = config.source
@@ -372,8 +373,8 @@ def plugins(
     Plugins come from the `streamfx` entry-point group (pip-installed packages) and from
     `plugins:` in a pipeline file; STREAMFX_PLUGINS=a,b restricts which third-party ones load.
     """
-    from .plugins import extractors, feature_calculators, plugin_infos, sensor_profiles
-    from .profiles import profile_conflicts
+    from .classify.profiles import profile_conflicts
+    from .plugins.manager import extractors, feature_calculators, plugin_infos, sensor_profiles
 
     if pipeline is not None:
         from .config import load_config
@@ -421,8 +422,8 @@ def plugins(
 
 
 def _print_calculators() -> None:
-    from .calculators import CALCULATORS, SKIPPED_BY_TSFRESH
-    from .extract import feature_set
+    from .extract.calculators import CALCULATORS, SKIPPED_BY_TSFRESH
+    from .extract.feature_sets import feature_set
 
     efficient, comprehensive = feature_set("efficient"), feature_set("comprehensive")
     table = Table(title="feature calculators (native: streamfx kernels; tsfresh: fallback)")

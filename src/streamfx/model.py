@@ -1,11 +1,22 @@
-"""The records and Arrow schemas that flow between the stages: source -> extract -> sinks."""
+"""The records and Arrow schemas that cross stages: source -> classify -> extract -> sinks -> run.
+
+Readings and features travel as Arrow tables in the two schemas below; eras, a worker's share
+of the plan, its outcomes and the run's summary as the dataclasses after them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from .classify.plan import Plan
 
 #: Every source normalizes its readings to this long schema, whatever the table layout.
 READINGS_SCHEMA = pa.schema(
@@ -67,3 +78,119 @@ class EraFailure:
     seconds: float = 0.0
     worker: str = "main"
     attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What an executor can run on: CPU workers by default, GPUs, and where (a notice)."""
+
+    cpus: int
+    gpus: int
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker of a lane: its name, its extractor, its eras (in order) and tsfresh n_jobs.
+
+    A worker that replaces a dead one starts with ``solo`` eras run one per pass (those the
+    dead worker had in flight), ``attempts`` says how many tries they have used, and
+    ``retrying`` why they are tried again.
+    """
+
+    name: str
+    lane: str
+    extractor: str
+    eras: tuple[Era, ...]
+    n_jobs: int = 0
+    eras_per_pass: int = 1
+    solo: int = 0
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    retrying: str | None = None
+
+    def passes(self) -> Iterator[tuple[Era, ...]]:
+        """The eras grouped into passes: the solo ones alone, the rest ``eras_per_pass`` a time."""
+        for era in self.eras[: self.solo]:
+            yield (era,)
+        rest = self.eras[self.solo :]
+        for i in range(0, len(rest), self.eras_per_pass):
+            yield rest[i : i + self.eras_per_pass]
+
+
+@dataclass
+class EraRecord:
+    """One era's fate in a run, for the summary and the run report."""
+
+    era: Era
+    status: str  # done | skipped | failed | resumed (done by an earlier run)
+    lane: str | None
+    rule: str
+    worker: str | None
+    estimated_cost: float
+    readings: int = 0
+    features: int = 0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing summary, the run report and the exit status."""
+
+    run_id: str
+    pipeline: str
+    fingerprint: str
+    started_at: dt.datetime
+    plan: Plan
+    records: dict[str, EraRecord] = field(default_factory=dict)
+    worker_peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    rows_written: dict[str, int] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    worker_restarts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # where the run's time went, s
+    worker_nodes: dict[str, str | None] = field(default_factory=dict)
+    ended: str = "completed"  # completed | interrupted | aborted: <why>
+
+    @contextlib.contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Add the time the block takes to ``timings[key]``."""
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - begin
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.records.values())
+
+    @property
+    def eras_total(self) -> int:
+        return len(self.records)
+
+    @property
+    def done(self) -> int:
+        return self.count("done")
+
+    @property
+    def skipped(self) -> list[str]:
+        return [r.era.id for r in self.records.values() if r.status == "skipped"]
+
+    @property
+    def resumed(self) -> int:
+        return self.count("resumed")
+
+    @property
+    def failed(self) -> list[EraRecord]:
+        return [r for r in self.records.values() if r.status == "failed"]
+
+    @property
+    def features(self) -> int:
+        return sum(r.features for r in self.records.values())
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or self.ended != "completed" else 0

@@ -21,8 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from streamfx import hookimpl
-from streamfx.extractors.native import NativeExtractor
+from streamfx import NativeExtractor, hookimpl
 
 
 def _faults() -> dict[str, str]:

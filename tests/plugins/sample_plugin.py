@@ -2,9 +2,7 @@
 
 import numpy as np
 
-from streamfx import hookimpl
-from streamfx.extract import FeatureCalculator
-from streamfx.profiles import SensorProfile, SensorRule
+from streamfx import FeatureCalculator, SensorProfile, SensorRule, hookimpl
 
 
 def peak_to_peak(x: np.ndarray) -> np.ndarray:

@@ -1,12 +1,24 @@
-"""Sinks receive finished eras and store them; each ``write`` call lands whole or not at all."""
+"""The sinks stage: finished eras go to every configured sink; each ``write`` lands whole or not
+at all.
+
+A sink type is a :class:`SinkPlugin` registered through the ``register_sinks`` hook; the
+built-in ``parquet`` and ``postgres`` sinks (``sinks/parquet/``, ``sinks/postgres/``) register
+exactly like a third party's, each with its options model beside it. What a sink can do beyond
+``write`` and ``close`` it declares by implementing the optional protocols below (resume, era
+status, the run report), which the run checks with ``isinstance``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from ..model import EraResult
+from ..options import RetryConfig
 
 
 @runtime_checkable
@@ -24,9 +36,18 @@ class Sink(Protocol):
         ...
 
 
+@runtime_checkable
+class ResumableSink(Protocol):
+    """A sink that can tell which eras it already holds, so a rerun skips them (resume)."""
+
+    def done_eras(self) -> set[str]:
+        """Eras written by a run with the same feature fingerprint."""
+        ...
+
+
 @dataclass(frozen=True)
 class EraStatus:
-    """An era's state for sinks that keep a status table (``record_status``, optional)."""
+    """An era's state for sinks that keep a status table (:class:`StatusSink`)."""
 
     era_id: str
     status: str  # pending | running | done | failed
@@ -35,23 +56,53 @@ class EraStatus:
     error: str | None = None
 
 
+@runtime_checkable
+class StatusSink(Protocol):
+    """A sink that keeps each era's status (pending, running, failed; done lands with the
+    era's features in ``write``)."""
+
+    def record_status(self, entries: Sequence[EraStatus]) -> None: ...
+
+
+@runtime_checkable
+class ReportFolder(Protocol):
+    """A sink whose output folder also holds the run report (``runs/<run_id>.json``)."""
+
+    #: a local folder or a pyarrow filesystem URI
+    report_folder: str | Path
+
+
+@runtime_checkable
+class RunRecorder(Protocol):
+    """A sink that records each run's report in its own store (after ``close``)."""
+
+    def record_run(self, report: Mapping[str, Any]) -> str:
+        """Store the report; return where it went, for the run's output lines."""
+        ...
+
+
 @dataclass(frozen=True)
 class SinkContext:
-    """What a plugin sink gets to know about the run it writes for."""
+    """What a sink gets to know about the run it writes for."""
 
     pipeline: str
     run_id: str
     dsn: str  # the source database (for sinks that write next to it)
+    fingerprint: str = ""  # of the feature settings: what resume compares
+    reconnect: RetryConfig | None = None  # how a sink reopens a lost database connection
 
 
 @dataclass(frozen=True)
 class SinkPlugin:
     """A sink type contributed by a plugin: ``create(options, context)`` returns a ``Sink``.
 
-    ``options`` is the mapping under ``sinks.<name>`` in pipeline.yaml; raise
-    ``streamfx.errors.StreamfxError`` for a bad option, naming it.
+    ``options`` is what is under ``sinks.<name>`` in pipeline.yaml: an instance of
+    ``options_model`` when the plugin gives one (unknown keys and wrong types are then errors
+    naming the key), else the plain mapping. Raise ``streamfx.StreamfxError`` for a bad option,
+    naming it.
     """
 
     name: str
-    create: Callable[[dict[str, Any], SinkContext], Sink]
+    create: Callable[[Any, SinkContext], Sink]
     description: str = ""
+    options_model: type[BaseModel] | None = None

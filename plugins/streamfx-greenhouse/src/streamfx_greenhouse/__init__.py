@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamfx import hookimpl
-from streamfx.extract import FeatureCalculator
-from streamfx.profiles import REFERENCE_PROFILE, SensorProfile, SensorRule
+from streamfx import REFERENCE_PROFILE, FeatureCalculator, SensorProfile, SensorRule, hookimpl
 
 HOUR = np.timedelta64(3600_000_000, "us")
 

@@ -1,0 +1,76 @@
+"""Era analysis: what the coordinator knows about each era before extracting it.
+
+Every era is analysed from one aggregate query (``Source.era_stats``): readings per sensor,
+unique timestamps, the share of GPU-suitable and of richer-profile sensors, and an estimated
+cost from the extractor's cost model, which packing balances workers on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..extract.extractor import Costed, Costs, Extractor
+from ..extract.extractors.native import NATIVE_COSTS
+from ..model import Era
+from .classifier import Classifier
+
+#: Per-era seconds besides the series: reading it, rolling windows, assembling its features.
+ERA_OVERHEAD_S = 0.1
+
+
+def extractor_costs(extractor: Extractor) -> Costs:
+    """The extractor's own cost model, or the native kernels' for one that states none."""
+    return extractor.costs if isinstance(extractor, Costed) else NATIVE_COSTS
+
+
+@dataclass(frozen=True)
+class EraAnalysis:
+    """What the coordinator knows about an era before extracting it."""
+
+    era: Era
+    readings_per_sensor: dict[str, int]
+    unique_timestamps: int
+    gpu_suitable_ratio: float  # share of the era's sensors whose class prefers the GPU
+    complexity_score: float  # share of the era's sensors with the efficient profile (or richer)
+    estimated_cost: float  # rough extraction seconds, used to balance workers
+
+    @property
+    def readings(self) -> int:
+        return sum(self.readings_per_sensor.values())
+
+    @property
+    def sensors(self) -> int:
+        return len(self.readings_per_sensor)
+
+
+def analyze_eras(
+    eras: list[Era], stats: pl.DataFrame, classifier: Classifier, costs: Costs = NATIVE_COSTS
+) -> list[EraAnalysis]:
+    """Per-era analysis from ``Source.era_stats`` rows; eras without readings get zeros."""
+    by_era: dict[str, list[dict]] = {}
+    for row in stats.iter_rows(named=True):  # one row per (era, sensor): small
+        by_era.setdefault(row["era_id"], []).append(row)
+    analyses = []
+    for era in eras:
+        rows = by_era.get(era.id, [])
+        counts = {row["sensor"]: row["readings"] for row in rows}
+        classes = [classifier.sensor_class(s) for s in counts]
+        unique = rows[0]["unique_timestamps"] if rows else 0
+        n = len(classes) or 1
+        cost = (ERA_OVERHEAD_S if counts else 0.0) + sum(
+            costs[c.features][0] + costs[c.features][1] * counts[s]
+            for s, c in zip(counts, classes, strict=True)
+        )
+        analyses.append(
+            EraAnalysis(
+                era=era,
+                readings_per_sensor=counts,
+                unique_timestamps=unique,
+                gpu_suitable_ratio=sum(c.lane == "gpu" for c in classes) / n,
+                complexity_score=sum(c.features != "minimal" for c in classes) / n,
+                estimated_cost=cost,
+            )
+        )
+    return analyses

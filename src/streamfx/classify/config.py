@@ -1,0 +1,50 @@
+"""The classify stage's options (``stages.classify``): sensor rules, the profile, routing."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ..extract.feature_sets import FEATURE_SET_NAMES, FeatureSetName
+from ..options import Section
+from .profiles import Lane
+
+
+class SensorRuleConfig(Section):
+    lane: Lane | None = None
+    features: str | None = None
+    calculators: dict[str, list[dict[str, Any]] | None] = Field(default_factory=dict)
+
+    @field_validator("calculators", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        """A list of names means each with its default parameters."""
+        return dict.fromkeys(value) if isinstance(value, list) else value
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: str | None) -> str | None:
+        if value is not None and value not in FEATURE_SET_NAMES:
+            raise ValueError(
+                f"unknown feature set {value!r}; use one of {', '.join(FEATURE_SET_NAMES)}"
+            )
+        return value
+
+
+class RoutingConfig(Section):
+    """Which lane an era goes to. Defaults are the reference coordinator's thresholds."""
+
+    policy: Literal["smart", "size"] = "smart"
+    cpu_below_readings: int = Field(10_000, ge=0)
+    gpu_above_readings: int = Field(500_000, ge=0)
+    gpu_ratio_above: float = Field(0.6, ge=0, le=1)
+    complexity_above: float = Field(0.5, ge=0, le=1)
+    size_threshold: int = Field(100_000, ge=0)
+
+
+class ClassifyConfig(Section):
+    profile: str | None = "reference"
+    default_features: FeatureSetName = "minimal"
+    sensors: dict[str, SensorRuleConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()

@@ -1,0 +1,218 @@
+"""streamfx's own feature calculators: tsfresh's, vectorized over many series at once.
+
+Modeled on tsfresh's ``feature_calculators`` module: one documented function per calculator,
+named as tsfresh names it, giving tsfresh's values. Each takes ``x``, a 2-D array of shape
+(series, samples) holding equal-length series (the extractor buckets series by length), from
+NumPy or CuPy, and is written once against the array API (``xp = array_namespace(x)``), so the
+CPU (NumPy) and the GPU (CuPy) run the same code.
+
+- ``@simple`` calculators return one value per series, shape (series,); parametrised ones take
+  the parameters as keyword arguments, one call per parameter set, like tsfresh's.
+- ``@combiner`` calculators take ``param`` (the list of parameter sets) and return a list of
+  (name suffix, values) pairs, like tsfresh's combiners.
+
+``CALCULATORS`` maps each ported calculator's name to it; anything else falls back to tsfresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from array_api_compat import array_namespace, is_numpy_array
+
+Array = Any  # a NumPy or CuPy array
+
+
+@dataclass(frozen=True)
+class Calculator:
+    name: str
+    fctype: Literal["simple", "combiner"]
+    function: Callable[..., Any]
+
+
+CALCULATORS: dict[str, Calculator] = {}
+
+
+def simple(function: Callable[..., Array]) -> Callable[..., Array]:
+    """Register a calculator that returns one value per series."""
+    CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function)
+    return function
+
+
+def combiner(function: Callable[..., list[tuple[str, Array]]]) -> Callable[..., Any]:
+    """Register a calculator that returns (name suffix, values) pairs for a parameter list."""
+    CALCULATORS[function.__name__] = Calculator(function.__name__, "combiner", function)
+    return function
+
+
+_SUFFIXES: dict[int, tuple[Mapping[str, Any], dict[str, Any], str]] = {}
+
+
+def param_suffix(param: Mapping[str, Any]) -> str:
+    """tsfresh's column suffix for one parameter set: sorted ``key_value`` joined by ``__``.
+
+    Remembered per parameter-set object (and its contents, should it change): the same
+    settings come back for every bucket.
+    """
+    entry = _SUFFIXES.get(id(param))
+    if entry is not None and entry[0] is param and entry[1] == param:
+        return entry[2]
+    suffix = _param_suffix(param)
+    if len(_SUFFIXES) > 100_000:
+        _SUFFIXES.clear()
+    _SUFFIXES[id(param)] = (param, dict(param), suffix)
+    return suffix
+
+
+def _param_suffix(param: Mapping[str, Any]) -> str:
+    return "__".join(
+        f'{key}_"{value}"' if isinstance(value, str) else f"{key}_{value}"
+        for key, value in sorted(param.items())
+    )
+
+
+#: Intermediates shared by the calculators of the batch ``compute`` is working on, by id of
+#: the batch: (the batch itself, {key: value}). See ``shared``.
+_SHARED: dict[int, tuple[Array, dict[Any, Any]]] = {}
+
+
+def shared(x: Array, key: Any, make: Callable[[], Any]) -> Any:
+    """``make()``, computed once per batch while ``compute`` runs over ``x``.
+
+    Calculators that need the same intermediate (sorted rows, the mean, an FFT, a fitted model)
+    ask for it under the same ``key``; outside ``compute`` (a calculator called on its own)
+    it is simply computed. Shared values must be treated as read-only.
+    """
+    entry = _SHARED.get(id(x))
+    if entry is None or entry[0] is not x:
+        return make()
+    cache = entry[1]
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def compute(
+    x: Array, fc_parameters: Mapping[str, list[dict[str, Any]] | None]
+) -> Iterator[tuple[str, Array]]:
+    """Yield (feature name without the sensor prefix, values per series) for ported calculators.
+
+    Calculators in ``fc_parameters`` that are not ported are skipped; see ``split_settings``.
+    Intermediates requested through ``shared`` are computed once for the whole batch.
+    """
+    _SHARED[id(x)] = (x, {})
+    try:
+        for name, params in fc_parameters.items():
+            calculator = CALCULATORS.get(name)
+            if calculator is None:
+                continue
+            if calculator.fctype == "combiner":
+                for suffix, values in calculator.function(x, param=params):
+                    yield f"{name}__{suffix}", values
+            elif params:
+                for param in params:
+                    yield f"{name}__{param_suffix(param)}", calculator.function(x, **param)
+            else:
+                yield name, calculator.function(x)
+    finally:
+        _SHARED.pop(id(x), None)
+
+
+#: tsfresh computes these only for series with a DatetimeIndex, which its long-format input
+#: never has, so tsfresh.extract_features (and therefore streamfx) yields nothing for them.
+SKIPPED_BY_TSFRESH = frozenset({"linear_trend_timewise"})
+
+Settings = dict[Any, list[dict[str, Any]] | None]
+
+
+def split_settings(
+    fc_parameters: Mapping[Any, list[dict[str, Any]] | None], plugin: Collection[str] = ()
+) -> tuple[Settings, Settings, Settings]:
+    """The one splitter of a sensor's settings: (native kernels, ``plugin`` calculators, left
+    to tsfresh), each in the settings' order. Calculators tsfresh skips (SKIPPED_BY_TSFRESH)
+    are in none of them."""
+    native: Settings = {}
+    plugins: Settings = {}
+    rest: Settings = {}
+    for name, params in fc_parameters.items():
+        if isinstance(name, str) and name in plugin:
+            plugins[name] = params
+        elif name in CALCULATORS:
+            native[name] = params
+        elif name not in SKIPPED_BY_TSFRESH:
+            rest[name] = params
+    return native, plugins, rest
+
+
+_CONTROLLER: list[Any] = []  # threadpoolctl's controller, found once (a scan of the libraries)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """A context in which BLAS and LAPACK run on one thread.
+
+    The calculators' matrix products and stacked factorisations are small (series × samples,
+    a few dozen columns): OpenBLAS's threads only spin on them, several times slower than one
+    thread (tens of times on a busy machine). The libraries are looked up once per process (a
+    ``threadpool_limits`` per call would scan them each time, which costs more than the small
+    problems themselves). A no-op without threadpoolctl.
+    """
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl comes with tsfresh's scikit-learn
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    if controller is None:  # pragma: no cover - without threadpoolctl
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+_NAMESPACES: dict[type, Any] = {}  # by array type: the namespace depends on nothing else
+
+
+def namespace(x: Array) -> Any:
+    """The array-API namespace of ``x`` (NumPy's or CuPy's), looked up once per array type
+    (every calculator asks for it: ``array_namespace`` costs microseconds per call)."""
+    xp = _NAMESPACES.get(type(x))
+    if xp is None:
+        xp = _NAMESPACES[type(x)] = array_namespace(x)
+    return xp
+
+
+def host(x: Array) -> Any:
+    """``x`` as a NumPy array, its dtype kept (CuPy arrays copy back with ``.get()``)."""
+    get = getattr(x, "get", None)
+    return get() if callable(get) else x
+
+
+def to_host(array: Array) -> Any:
+    """A float64 NumPy array of ``array`` (the extractors' way off the device)."""
+    import numpy as np
+
+    return np.asarray(host(array), dtype=np.float64)
+
+
+def like(xp: Any, values: Any, x: Array) -> Array:
+    """Host ``values`` in ``x``'s namespace (back on ``x``'s device for CuPy)."""
+    return values if is_numpy_array(x) else xp.asarray(values)
+
+
+def as_float(xp: Any, a: Array) -> Array:
+    """``a`` as float64 (booleans as 0.0 and 1.0, counts and indexes as floats)."""
+    return xp.astype(a, xp.float64)
+
+
+def full(xp: Any, x: Array, value: float) -> Array:
+    """One float64 ``value`` per series of ``x``."""
+    return xp.full((x.shape[0],), value, dtype=xp.float64)
+
+
+# Importing the families registers their calculators.
+for _module in ("statistics", "changes", "spectral", "models"):
+    importlib.import_module(f"{__name__}.{_module}")

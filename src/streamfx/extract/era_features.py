@@ -1,0 +1,103 @@
+"""The features of one pass of eras: the extractor's, the plugin calculators', rolling windows'.
+
+This is where the extract stage comes together. A worker hands it a pass's readings; the
+sensor classes say which calculators each sensor gets (its feature set plus its rules' extra
+calculators) and which get rolling windows (the GPU-suitable ones). Built-in calculators go to
+the extractor, plugin calculators run beside it, and rolling windows run on the extractor's
+array namespace, so on the GPU lane they stay on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow as pa
+
+from ..model import FEATURES_SCHEMA
+from .calculators import split_settings
+from .extractor import Extractor
+from .feature_sets import FCParameters
+from .plugin_calculators import run_plugin_calculators
+from .rolling import rolling_features
+
+if TYPE_CHECKING:
+    from ..classify.classifier import Classifier
+
+
+def extract_all(
+    extractor: Extractor,
+    readings: pa.Table,
+    fc_parameters: Mapping[str, FCParameters],
+    *,
+    n_jobs: int = 0,
+    on_error: str = "nan",
+    warnings_out: list[str] | None = None,
+) -> pa.Table:
+    """The extractor's features plus the plugin calculators named in the same settings."""
+    from ..plugins.manager import feature_calculators
+
+    calculators = feature_calculators()
+    builtin: dict[str, FCParameters] = {}
+    plugin: dict[str, FCParameters] = {}
+    for sensor, settings in fc_parameters.items():
+        _, mine, _ = split_settings(settings, calculators)
+        rest = {k: v for k, v in settings.items() if k not in mine}
+        if rest:
+            builtin[sensor] = rest
+        if mine:
+            plugin[sensor] = mine
+    parts = []
+    if builtin:
+        parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
+    if plugin:
+        parts.append(
+            run_plugin_calculators(
+                readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
+            )
+        )
+    if not parts:
+        return FEATURES_SCHEMA.empty_table()
+    return pa.concat_tables(parts)
+
+
+class EraFeatures:
+    """Computes a pass's features for one worker: its extractor, its sensor classes, its options."""
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        classifier: Classifier,
+        *,
+        rolling_windows: Sequence[str],
+        on_calculator_error: str,
+        n_jobs: int = 0,
+    ) -> None:
+        self.extractor = extractor
+        self.classifier = classifier
+        self.rolling_windows = list(rolling_windows)
+        self.on_calculator_error = on_calculator_error
+        self.n_jobs = n_jobs
+        self.warnings: list[str] = []  # a plugin calculator that raised, era by era
+
+    def __call__(self, readings: pa.Table) -> pa.Table:
+        """Features of every (era, sensor) series in ``readings``, rolling windows included."""
+        sensors = pl.from_arrow(readings.select(["sensor"]))["sensor"].unique().sort().to_list()
+        if not sensors:
+            return FEATURES_SCHEMA.empty_table()
+        features = extract_all(
+            self.extractor,
+            readings,
+            self.classifier.fc_parameters(sensors),
+            n_jobs=self.n_jobs,
+            on_error=self.on_calculator_error,
+            warnings_out=self.warnings,
+        )
+        rolled = self.classifier.rolling_sensors(sensors)
+        if self.rolling_windows and rolled:
+            extra = rolling_features(
+                readings, rolled, self.rolling_windows, self.extractor.array_namespace()
+            )
+            features = pa.concat_tables([features, extra])
+        return features

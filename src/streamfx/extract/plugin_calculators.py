@@ -1,0 +1,206 @@
+"""Run plugin feature calculators beside an extractor, isolated per (era, sensor, calculator).
+
+Series calculators are called once per (era, sensor) series; batch calculators once per bucket
+of equal-length series (the buckets the native kernels get), one value per row. A calculator
+that raises gives NaN for that feature of that series and a warning (``on_error="nan"``, the
+default), or fails the era (``on_error="fail"``); a batch call that raises is redone row by
+row, so only the series it fails on get NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from array_api_compat import numpy as array_numpy
+
+from ..errors import StreamfxError
+from ..model import FEATURES_SCHEMA
+from .calculators import CALCULATORS, param_suffix
+from .extractor import FeatureCalculator
+from .feature_sets import TSFRESH_CALCULATORS, FCParameters
+from .series import buckets, sorted_series
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = {"era_id": pl.String, "sensor": pl.String, "feature": pl.String, "value": pl.Float64}
+
+
+class CalculatorFailed(Exception):
+    """A plugin calculator raised and the pipeline asked to fail the era."""
+
+
+def _features(name: str, params: list[dict[str, Any]] | None) -> Iterator[tuple[str, dict]]:
+    """(feature name, parameter set) for each parameter set of a calculator (tsfresh's names)."""
+    for param in params or [{}]:
+        yield (f"{name}__{param_suffix(param)}" if param else name), param
+
+
+class _Failures:
+    """What to do when a calculator raises: NaN and a warning, or fail the era."""
+
+    def __init__(self, on_error: str, warnings_out: list[str] | None) -> None:
+        self.on_error = on_error
+        self.warnings_out = warnings_out
+
+    def value(
+        self, where: tuple[str, str, str], function: Callable[..., Any], /, *args: Any, **kw: Any
+    ) -> float:
+        """``function(*args, **kw)`` as a float; NaN (or the era failed) when it raises.
+        ``where`` is (calculator, era_id, sensor)."""
+        try:
+            return float(function(*args, **kw))
+        except Exception as exc:
+            self.failed(exc, *where)
+            return float("nan")
+
+    def failed(self, exc: Exception, name: str, era_id: str, sensor: str) -> None:
+        message = (
+            f"calculator {name!r} failed on era {era_id}, sensor {sensor}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        if self.on_error == "fail":
+            raise CalculatorFailed(message) from exc
+        log.warning(message)
+        if self.warnings_out is not None:
+            self.warnings_out.append(message)
+
+
+def run_plugin_calculators(
+    readings: pa.Table,
+    settings: Mapping[str, FCParameters],
+    calculators: Mapping[str, FeatureCalculator],
+    *,
+    on_error: str = "nan",
+    warnings_out: list[str] | None = None,
+) -> pa.Table:
+    """FEATURES_SCHEMA rows of plugin calculators for each (era, sensor) series."""
+    if not settings or readings.num_rows == 0:
+        return FEATURES_SCHEMA.empty_table()
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {"series": {}, "batch": {}}
+    for sensor, wanted in settings.items():
+        for name, params in wanted.items():
+            calculator = calculators[name]
+            chosen = by_kind[calculator.kind].setdefault(sensor, {})
+            chosen[name] = params if params is not None else calculator.params
+    readings = readings.filter(pc.is_in(readings["sensor"], pa.array(list(settings))))
+    frame, series = sorted_series(readings)
+    run = _Run(frame, series, calculators, _Failures(on_error, warnings_out))
+    parts = run.per_series(by_kind["series"]) + run.batched(by_kind["batch"])
+    if not parts:
+        return FEATURES_SCHEMA.empty_table()
+    return pl.concat(parts).to_arrow().cast(FEATURES_SCHEMA)
+
+
+class _Run:
+    """One pass's series (sorted readings and their layout) and the calculators to run on them."""
+
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        series: pl.DataFrame,
+        calculators: Mapping[str, FeatureCalculator],
+        failures: _Failures,
+    ) -> None:
+        self.frame = frame
+        self.series = series
+        self.values = frame["value"].to_numpy()
+        self.calculators = calculators
+        self.failures = failures
+
+    def per_series(self, settings: Mapping[str, Mapping[str, Any]]) -> list[pl.DataFrame]:
+        """Series calculators: one call per (era, sensor) series, with its times."""
+        if not settings:
+            return []
+        values, times = self.values, self.frame["time"].dt.replace_time_zone(None).to_numpy()
+        rows: dict[str, list[Any]] = {"era_id": [], "sensor": [], "feature": [], "value": []}
+        wanted = self.series.filter(pl.col("sensor").is_in(list(settings)))
+        for era_id, sensor, offset, length in wanted.select(
+            "era_id", "sensor", "offset", "length"
+        ).iter_rows():
+            x, t = values[offset : offset + length], times[offset : offset + length]
+            for name, params in settings[sensor].items():
+                function = self.calculators[name].function
+                for feature, param in _features(name, params):
+                    rows["era_id"].append(era_id)
+                    rows["sensor"].append(sensor)
+                    rows["feature"].append(feature)
+                    where = (name, era_id, sensor)
+                    rows["value"].append(self.failures.value(where, function, x, t, **param))
+        return [pl.DataFrame(rows, schema=_SCHEMA)] if rows["era_id"] else []
+
+    def batched(self, settings: Mapping[str, Mapping[str, Any]]) -> list[pl.DataFrame]:
+        """Batch calculators: one call per bucket of equal-length series wanting a feature."""
+        features: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
+        for sensor, wanted in settings.items():  # which sensors want each (calculator, params)
+            for name, params in wanted.items():
+                for feature, param in _features(name, params):
+                    features.setdefault((name, feature), (param, []))[1].append(sensor)
+        parts = []
+        for (name, feature), (param, sensors) in features.items():
+            function = self.calculators[name].function
+            members = self.series.filter(pl.col("sensor").is_in(sensors))
+            for _, bucket, x in buckets(members, self.values, array_numpy):
+                column = _batch_values(function, x, param, name, bucket, self.failures)
+                parts.append(
+                    bucket.select("era_id", "sensor").with_columns(
+                        pl.lit(feature).alias("feature"),
+                        pl.Series("value", column, dtype=pl.Float64),
+                    )
+                )
+        return parts
+
+
+def _batch_values(
+    function: Callable[..., Any],
+    x: np.ndarray,
+    param: dict[str, Any],
+    name: str,
+    bucket: pl.DataFrame,
+    failures: _Failures,
+) -> np.ndarray:
+    """One value per row of ``x``; when the call raises, each row alone (NaN where it fails)."""
+    try:
+        column = np.asarray(function(x, **param), dtype=np.float64).reshape(-1)
+        if column.shape == (x.shape[0],):
+            return column
+        problem: Exception = ValueError(
+            f"returned {column.shape[0]} values for {x.shape[0]} series"
+        )
+    except CalculatorFailed:
+        raise
+    except Exception as exc:
+        problem = exc
+    if x.shape[0] == 1:
+        era_id, sensor = bucket.row(0)[:2]
+        failures.failed(problem, name, era_id, sensor)
+        return np.full(1, np.nan)
+    keys = bucket.select("era_id", "sensor").iter_rows()
+    return np.array(
+        [
+            failures.value((name, era_id, sensor), _first, function, x[i : i + 1], **param)
+            for i, (era_id, sensor) in enumerate(keys)
+        ]
+    )
+
+
+def _first(function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """The one value a batch calculator returns for a batch of one series."""
+    return np.asarray(function(*args, **kw)).reshape(-1)[0]
+
+
+def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
+    """Every calculator name is tsfresh's, a native kernel's or a plugin's."""
+    from ..plugins.manager import feature_calculators
+
+    plugin = feature_calculators()
+    for name in settings:
+        if callable(name) or name in plugin or name in CALCULATORS:
+            continue
+        if not (isinstance(name, str) and name in TSFRESH_CALCULATORS):
+            raise StreamfxError(f"{where}: unknown feature calculator {name!r}")

@@ -1,0 +1,419 @@
+"""One pipeline run, as named steps: prepare -> plan -> execute -> finish.
+
+- **prepare**: open the source (the embedded server and demo data where asked), list and select
+  the eras, check the stages, fingerprint the feature settings, start the sinks and ask them
+  which eras they already hold (resume);
+- **plan**: analyse every era in one query, route each, pack each lane's eras onto its workers
+  (``classify.plan``);
+- **execute**: the executor runs the workers; every finished era goes to the sinks in batches,
+  every change of an era's state to the sinks that keep a status;
+- **finish**: close the sinks, then write the run report (``run.report``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..classify.analysis import analyze_eras, extractor_costs
+from ..classify.classifier import Classifier
+from ..classify.plan import Plan, make_plan
+from ..config import PipelineConfig, sink_options
+from ..errors import StreamfxError
+from ..extract.feature_sets import TSFRESH_CALCULATORS
+from ..extract.plugin_calculators import check_calculators
+from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary
+from ..plugins.manager import extractors, feature_calculators, get_extractor, sink_plugins
+from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, StatusSink
+from ..source.open import open_source
+from ..source.postgres import Source
+from ..version import __version__
+from .report import write_report
+from .supervisor import Executor
+from .worker import Started
+
+Notify = Callable[[str], None]
+
+
+def select_eras(eras: list[Era], ids: Sequence[str] | None, limit: int | None) -> list[Era]:
+    """Restrict to the eras named on the command line, then to the first ``limit``."""
+    if ids:
+        known = {era.id for era in eras}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise StreamfxError(f"--eras: unknown era id(s): {', '.join(missing)}")
+        wanted = set(ids)
+        eras = [era for era in eras if era.id in wanted]
+    return eras[:limit] if limit is not None else eras
+
+
+def check_stages(config: PipelineConfig) -> Classifier:
+    """Fail early on a profile, extractor or calculator that no installed plugin provides.
+
+    Calling every hook here also surfaces broken plugins before any work starts.
+    """
+    get_extractor(config.stages.extract.extractor)
+    if config.executor.kind == "ray":
+        from .ray_executor import ray_module
+
+        ray_module()  # the one-line error when the ray extra is missing
+    for name in feature_calculators():
+        if name in TSFRESH_CALCULATORS:
+            raise StreamfxError(
+                f"plugin feature calculator {name!r} has the name of a tsfresh calculator: "
+                "rename it, so built-in feature sets keep their meaning"
+            )
+    for pattern, rule in config.stages.classify.sensors.items():
+        check_calculators(rule.calculators, f"stages.classify.sensors.{pattern}.calculators")
+    classifier = Classifier(config.stages.classify)
+    for rule in classifier.rules:  # a profile's extra calculators must exist too
+        check_calculators(rule.calculators, f"sensor profile rule {rule.pattern!r}")
+    return classifier
+
+
+def make_executor(config: PipelineConfig, dsn: str) -> Executor:
+    """The executor ``executor.kind`` names (ray is imported only when chosen)."""
+    if config.executor.kind == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(config, dsn)
+    from .local import LocalExecutor
+
+    return LocalExecutor(config, dsn)
+
+
+def gpu_extractor() -> str | None:
+    """The extractor that serves the GPU lane: the first registered one whose device is gpu."""
+    return next((name for name, e in extractors().items() if e.device == "gpu"), None)
+
+
+def plan_eras(
+    config: PipelineConfig,
+    source: Source,
+    eras: list[Era],
+    classifier: Classifier,
+    executor: Executor,
+) -> Plan:
+    """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
+    costs = extractor_costs(get_extractor(config.stages.extract.extractor))
+    analyses = analyze_eras(eras, source.era_stats(eras), classifier, costs)
+    return make_plan(config, analyses, executor.capacity(), gpu_extractor())
+
+
+def plan_pipeline(
+    config: PipelineConfig,
+    *,
+    era_ids: Sequence[str] | None = None,
+    limit: int | None = None,
+    notify: Notify = lambda _: None,
+) -> tuple[str, Plan]:
+    """Open the source and plan the run (no extraction). Returns the DSN and the plan."""
+    dsn, conn, source = open_source(config.source, notify)
+    try:
+        eras = select_eras(source.list_eras(), era_ids, limit)
+        classifier = check_stages(config)
+        return dsn, plan_eras(config, source, eras, classifier, make_executor(config, dsn))
+    finally:
+        conn.close()
+
+
+def feature_fingerprint(config: PipelineConfig, classifier: Classifier) -> str:
+    """A hash of everything that decides an era's features: readings, sensor classes (YAML and
+    profile rules), extractor settings and the streamfx version. Executor and sink settings are
+    left out: changing worker counts must not recompute anything."""
+    blob = json.dumps(
+        {
+            "version": __version__,
+            "readings": config.source.readings.model_dump(mode="json"),
+            "schema": config.source.schema_,
+            "classify": config.stages.classify.model_dump(mode="json"),
+            "rules": [repr(rule) for rule in classifier.rules],
+            "extract": config.stages.extract.model_dump(mode="json", exclude={"n_jobs"}),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def already_done(sinks: Sequence[Sink]) -> set[str]:
+    """Eras every sink already holds with the current fingerprint (resume skips them)."""
+    done: set[str] | None = None
+    for sink in sinks:
+        if not isinstance(sink, ResumableSink):  # a sink that cannot tell: recompute everything
+            return set()
+        done = sink.done_eras() if done is None else done & sink.done_eras()
+    return done or set()
+
+
+def build_sinks(config: PipelineConfig, context: SinkContext) -> list[Sink]:
+    """Start every configured sink through its plugin, in the order sink types registered."""
+    plugins = sink_plugins()
+    sinks: list[Sink] = []
+    try:
+        for name, options in sink_options(config, "pipeline").items():
+            sinks.append(_start_sink(name, plugins[name].create, options, context))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
+def _start_sink(name: str, create: Any, options: Any, context: SinkContext) -> Sink:
+    try:
+        sink = create(options, context)
+    except StreamfxError as exc:
+        if not str(exc).startswith(f"sinks.{name}"):  # name the sink, keep the exit status
+            exc.args = (f"sinks.{name}: {exc}",)
+        raise
+    except Exception as exc:
+        raise StreamfxError(
+            f"plugin sink {name!r} failed to start: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(sink, Sink):
+        raise StreamfxError(
+            f"plugin sink {name!r} returned {type(sink).__name__}: expected a Sink "
+            "(name, write, close)"
+        )
+    return sink
+
+
+def record_status(sinks: Sequence[Sink], entries: Sequence[EraStatus]) -> None:
+    """Tell the sinks that keep a status table; the features, not the status, are what count."""
+    for sink in sinks:
+        if isinstance(sink, StatusSink) and entries:
+            sink.record_status(entries)
+
+
+@dataclass
+class Prepared:
+    """What the run starts from: eras to do, eras already done, the plan, sinks and executor."""
+
+    summary: RunSummary
+    eras: list[Era]
+    done: set[str]
+    sinks: list[Sink]
+    executor: Executor
+    dsn: str
+
+
+def prepare(
+    config: PipelineConfig,
+    era_ids: Sequence[str] | None,
+    limit: int | None,
+    force: bool,
+    notify: Notify,
+) -> Prepared:
+    """Open the source, select the eras, start the sinks, ask them what is done, and plan."""
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    dsn, conn, source = open_source(config.source, notify)
+    sinks: list[Sink] = []
+    try:
+        eras = select_eras(source.list_eras(), era_ids, limit)
+        classifier = check_stages(config)
+        fingerprint = feature_fingerprint(config, classifier)
+        context = SinkContext(config.name, run_id, dsn, fingerprint, config.executor.reconnect)
+        sinks = build_sinks(config, context)
+        done = set() if force else already_done(sinks)
+        executor = make_executor(config, dsn)
+        todo = [era for era in eras if era.id not in done]
+        plan = plan_eras(config, source, todo, classifier, executor)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    finally:
+        conn.close()
+    summary = RunSummary(run_id, config.name, fingerprint, now, plan)
+    summary.timings["plan"] = time.perf_counter() - started
+    return Prepared(summary, eras, done, sinks, executor, dsn)
+
+
+def announce(prepared: Prepared, notify: Notify) -> None:
+    """Say what the plan noticed, and how many eras an earlier run already did."""
+    for notice in prepared.summary.plan.notices:
+        notify(notice)
+    resumed = sum(era.id in prepared.done for era in prepared.eras)
+    if resumed:
+        notify(
+            f"{resumed} eras already done with this configuration: not recomputed (--force does)"
+        )
+
+
+def start_records(prepared: Prepared) -> None:
+    """One record per era, in time order: pending, skipped (no readings) or resumed."""
+    summary = prepared.summary
+    planned = {p.analysis.era.id: p for p in summary.plan.eras}
+    for era in prepared.eras:
+        p = planned.get(era.id)
+        summary.records[era.id] = (
+            EraRecord(era, "resumed", None, "already done", None, 0.0)
+            if p is None
+            else EraRecord(
+                era=era,
+                status="skipped" if p.lane is None else "pending",
+                lane=p.lane,
+                rule=p.route.rule,
+                worker=p.worker,
+                estimated_cost=p.analysis.estimated_cost,
+            )
+        )
+
+
+class Batches:
+    """Finished eras waiting for the sinks, written ``batch_eras`` at a time."""
+
+    def __init__(self, sinks: Sequence[Sink], summary: RunSummary, size: int) -> None:
+        self.sinks = sinks
+        self.summary = summary
+        self.size = size
+        self.waiting: list[EraResult] = []
+
+    def add(self, result: EraResult) -> None:
+        self.waiting.append(result)
+        if len(self.waiting) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            with self.summary.timed(f"write {sink.name}"):
+                written = sink.write(self.waiting)
+            rows = self.summary.rows_written
+            rows[sink.name] = rows.get(sink.name, 0) + written
+        self.waiting.clear()
+
+
+def execute(
+    config: PipelineConfig,
+    prepared: Prepared,
+    notify: Notify,
+    on_era: Callable[[Era, str], None],
+) -> None:
+    """Run the plan's workers; hand finished eras to the sinks and era states to the status."""
+    summary, sinks = prepared.summary, prepared.sinks
+    batches = Batches(sinks, summary, config.executor.batch_eras)
+    pending = [EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane]
+    with summary.timed("era status"):
+        record_status(sinks, pending)
+
+    def own_time() -> float:  # what the runner itself spends writing, apart from the workers
+        return sum(v for k, v in summary.timings.items() if k.startswith(("write ", "era status")))
+
+    extracting, own_before = time.perf_counter(), own_time()
+    try:
+        for event in prepared.executor.run(summary.plan.workers):
+            if isinstance(event, Started):
+                with summary.timed("era status"):
+                    mark_started(summary, event, sinks, notify)
+                continue
+            record = summary.records[event.era.id]
+            record.seconds, record.attempts = event.seconds, event.attempts
+            if isinstance(event, EraFailure):
+                record.status, record.error = "failed", event.error
+                notify(f"era {event.era.id} failed after {event.attempts} tries: {event.error}")
+                failed = EraStatus(
+                    event.era.id, "failed", event.attempts, event.worker, event.error
+                )
+                with summary.timed("era status"):
+                    record_status(sinks, [failed])
+            elif event.empty:
+                record.status = "skipped"
+            else:
+                record_done(record, event, notify)
+                batches.add(event)
+            on_era(event.era, record.status)
+        if batches.waiting:
+            batches.flush()
+        # waiting on the workers: the loop, less what the runner wrote meanwhile
+        summary.timings["extract"] = time.perf_counter() - extracting - (own_time() - own_before)
+    except Exception as exc:
+        summary.ended = f"aborted: {exc}"
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: keep what is finished, the rest reruns
+        summary.ended = "interrupted"
+        if batches.waiting:
+            notify(f"writing {len(batches.waiting)} finished eras before stopping")
+            batches.flush()
+        raise
+
+
+def record_done(record: EraRecord, result: EraResult, notify: Notify) -> None:
+    """An era finished with features: note them (and say what its calculators warned of)."""
+    record.status = "done"
+    record.readings = result.readings
+    record.features = result.features.num_rows
+    record.peak_rss_mb = result.peak_rss_mb
+    record.warnings = result.warnings
+    for warning in result.warnings:
+        notify(f"warning: {warning}")
+
+
+def mark_started(
+    summary: RunSummary, event: Started, sinks: Sequence[Sink], notify: Notify
+) -> None:
+    """A worker began a pass: mark its eras running (and say so when it is a retry)."""
+    for era, attempt in zip(event.eras, event.attempts, strict=True):
+        record = summary.records[era.id]
+        record.attempts, record.worker = attempt, event.worker
+        if event.retrying:
+            notify(f"era {era.id}: try {attempt} on worker {event.worker} ({event.retrying})")
+    running = [
+        EraStatus(era.id, "running", attempt, event.worker)
+        for era, attempt in zip(event.eras, event.attempts, strict=True)
+    ]
+    record_status(sinks, running)
+
+
+def finish(prepared: Prepared, started: float, notify: Notify) -> None:
+    """Close the sinks (their output lines), note what the workers reported, write the report."""
+    summary = prepared.summary
+    summary.outputs = []
+    for sink in prepared.sinks:
+        with summary.timed(f"close {sink.name}"):
+            summary.outputs.append(sink.close())
+    reports = prepared.executor.reports
+    summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in reports.items()}
+    summary.worker_restarts = {n: r.restarts for n, r in reports.items()}
+    summary.worker_nodes = {n: r.node for n, r in reports.items()}
+    summary.seconds = time.perf_counter() - started
+    summary.outputs.append(write_report(summary, prepared.sinks, notify))
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    *,
+    era_ids: Sequence[str] | None = None,
+    limit: int | None = None,
+    force: bool = False,
+    notify: Notify = lambda _: None,
+    on_era: Callable[[Era, str], None] = lambda era, status: None,
+    on_eras: Callable[[int], None] = lambda total: None,
+) -> RunSummary:
+    """Run the whole pipeline; per-era problems are collected, input problems raise.
+
+    Eras that every sink already holds with the same feature fingerprint are skipped
+    (resume); ``force`` recomputes them.
+    """
+    started = time.perf_counter()
+    prepared = prepare(config, era_ids, limit, force, notify)
+    announce(prepared, notify)
+    start_records(prepared)
+    records = prepared.summary.records
+    on_eras(len(records))
+    for record in records.values():
+        if record.status in ("skipped", "resumed"):
+            on_era(record.era, record.status)
+    try:
+        execute(config, prepared, notify, on_era)
+    finally:
+        finish(prepared, started, notify)
+    return prepared.summary

@@ -1,0 +1,180 @@
+"""A worker: reads its eras pass by pass, extracts their features, and says what happened.
+
+The same :class:`EraWorker` runs in a local worker process and in a Ray task; what it tells
+its executor is :func:`worker_messages`. Inside a worker, an era that raises is tried again
+after a pause that doubles each time (``executor.retry``); a pass of several eras that fails is
+redone one era at a time, so one bad era fails alone; a lost database connection is reopened
+with backoff (``executor.reconnect``) and only the read in flight is redone, and past that
+budget the worker reports the database lost for good.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..classify.classifier import Classifier
+from ..config import PipelineConfig
+from ..database import Connection, reconnect
+from ..errors import DatabaseLost
+from ..extract.era_features import EraFeatures
+from ..extract.extractor import MemoryBounded
+from ..model import FEATURES_SCHEMA, Era, EraFailure, EraResult, WorkerSpec
+from ..plugins.manager import get_extractor, load_local_plugins
+from ..source.postgres import Source
+
+Outcome = EraResult | EraFailure
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker began a pass over ``eras`` (``attempts[i]`` is the try number of ``eras[i]``)."""
+
+    eras: tuple[Era, ...]
+    worker: str
+    attempts: tuple[int, ...]
+    retrying: str | None = None  # why this is a retry (the previous try's error), if it is
+
+
+Event = Started | EraResult | EraFailure
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+class EraWorker:
+    """Everything one worker needs to turn an era into features: connection, source, extractor."""
+
+    def __init__(self, config: PipelineConfig, dsn: str, spec: WorkerSpec) -> None:
+        load_local_plugins(config.plugins)  # a spawned worker starts with built-ins only
+        self.config = config
+        self.spec = spec
+        self.retry = config.executor.retry
+        self.attempts = dict(spec.attempts)
+        policy = config.executor.reconnect  # a database blip while workers start is waited out
+        self.db = Connection(dsn, policy, reconnect(dsn, policy, first_wait=False))
+        self.source = Source(config.source, self.db.conn)
+        self.classifier = Classifier(config.stages.classify)
+        extractor = get_extractor(spec.extractor)
+        if isinstance(extractor, MemoryBounded):  # the GPU extractor's pool cap
+            extractor = extractor.with_memory_limit(config.executor.gpu_memory_limit_gb)
+        extract = config.stages.extract
+        self.features = EraFeatures(
+            extractor,
+            self.classifier,
+            rolling_windows=extract.rolling_windows,
+            on_calculator_error=extract.on_calculator_error,
+            n_jobs=spec.n_jobs,
+        )
+
+    def read(self, era: Era) -> pa.Table:
+        """The era's readings; a dead connection is reopened (with backoff) and the read redone."""
+
+        def read(conn: Any) -> pa.Table:
+            if conn is not self.source.conn:  # reopened after the connection was lost
+                self.source = Source(self.config.source, conn)
+            return self.source.read_era(era)
+
+        return self.db.run(read)  # DatabaseLost past the reconnect budget
+
+    def process(self, eras: Sequence[Era], retrying: str | None = None) -> Iterator[Event]:
+        """Extract several eras in one pass (one extractor call, one device transfer).
+
+        If the pass fails, each era is redone alone, so one bad era fails by itself; a single
+        era is tried again after a pause until ``retry.attempts`` tries are used.
+        """
+        eras = tuple(eras)
+        for era in eras:
+            self.attempts[era.id] = self.attempts.get(era.id, 0) + 1
+        yield Started(eras, self.spec.name, tuple(self.attempts[e.id] for e in eras), retrying)
+        started = time.perf_counter()
+        try:
+            outcomes = self._extract(eras, started)
+        except DatabaseLost:
+            raise
+        except Exception as exc:
+            if len(eras) > 1:
+                for era in eras:  # a shared pass failing is no single era's try
+                    self.attempts[era.id] -= 1
+                for era in eras:
+                    yield from self.process((era,))
+                return
+            tries = self.attempts[eras[0].id]
+            if tries < self.retry.attempts:
+                time.sleep(self.retry.delay(tries))
+                yield from self.process(eras, retrying=_one_line(exc))
+                return
+            elapsed = time.perf_counter() - started
+            yield EraFailure(eras[0], _one_line(exc), elapsed, self.spec.name, tries)
+            return
+        yield from outcomes
+
+    def _extract(self, eras: tuple[Era, ...], started: float) -> list[Outcome]:
+        parts = [self.read(era) for era in eras]
+        features = self.features(pa.concat_tables(parts))
+        elapsed = time.perf_counter() - started
+        total = sum(p.num_rows for p in parts) or 1
+        by_era = pl.from_arrow(features).partition_by("era_id", as_dict=True)
+        peak = peak_rss_mb()
+        outcomes: list[Outcome] = []
+        for era, readings in zip(eras, parts, strict=True):
+            era_features = by_era.get((era.id,))
+            sensors = pc.unique(readings["sensor"]).to_pylist()
+            outcomes.append(
+                EraResult(
+                    era=era,
+                    readings=readings.num_rows,
+                    features=(
+                        era_features.to_arrow().cast(FEATURES_SCHEMA)
+                        if era_features is not None
+                        else FEATURES_SCHEMA.empty_table()
+                    ),
+                    seconds=elapsed * readings.num_rows / total,  # the pass, shared by size
+                    sensors={s: self.classifier.sensor_class(s).features for s in sorted(sensors)},
+                    worker=self.spec.name,
+                    peak_rss_mb=peak,
+                    warnings=[w for w in self.features.warnings if f" on era {era.id}, " in w],
+                    attempts=self.attempts[era.id],
+                )
+            )
+        return outcomes
+
+    def run(self) -> Iterator[Event]:
+        try:
+            for i, eras in enumerate(self.spec.passes()):
+                retrying = self.spec.retrying if i < self.spec.solo else None
+                tries = self.spec.attempts.get(eras[0].id, 0)
+                if retrying and tries:  # the dead worker's try counts: pause as after a raise
+                    time.sleep(self.retry.delay(tries))
+                yield from self.process(eras, retrying)
+        finally:
+            self.db.close()
+
+
+def worker_messages(
+    config: PipelineConfig, dsn: str, spec: WorkerSpec, node: str
+) -> Iterator[tuple[str, Any]]:
+    """What a worker tells its executor: ``node``, its events, then ``done`` (or ``fatal``)."""
+    yield ("node", node)
+    try:
+        for event in EraWorker(config, dsn, spec).run():
+            yield ("event", event)
+    except DatabaseLost as exc:
+        yield ("fatal", str(exc))
+        return
+    yield ("done", peak_rss_mb())

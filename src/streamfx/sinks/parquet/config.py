@@ -1,0 +1,26 @@
+"""The Parquet sink's options (``sinks.parquet``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from ...options import Section
+
+
+class SelectionConfig(Section):
+    variance_threshold: float = Field(0.0, ge=0)
+
+
+class ParquetSinkConfig(Section):
+    #: A local folder, or a URI pyarrow.fs understands (file://, s3://, gs://, hdfs://, abfs://).
+    path: Path | str
+    #: Which feature columns features.parquet keeps; absent: all of them.
+    selection: SelectionConfig | None = None
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _local_or_uri(cls, value: Any) -> Any:
+        return Path(value) if isinstance(value, str) and "://" not in value else value

@@ -1,0 +1,34 @@
+"""The built-in ``postgres`` sink, registered through ``register_sinks`` like a plugin's."""
+
+from __future__ import annotations
+
+from ...database import expand_env
+from ...plugins.hookspecs import hookimpl
+from .. import SinkContext, SinkPlugin
+from .config import PostgresSinkConfig
+from .runs import ERA_RUNS_TABLE, RUNS_TABLE
+from .sink import STATUS_TABLE, PostgresSink
+
+__all__ = ["ERA_RUNS_TABLE", "RUNS_TABLE", "STATUS_TABLE", "PostgresSink", "PostgresSinkConfig"]
+
+
+def create(options: PostgresSinkConfig, context: SinkContext) -> PostgresSink:
+    dsn = expand_env(options.dsn, "sinks.postgres.dsn") if options.dsn else context.dsn
+    return PostgresSink(
+        dsn,
+        schema=options.schema_,
+        table=options.table,
+        run_id=context.run_id,
+        pipeline=context.pipeline,
+        fingerprint=context.fingerprint,
+        reconnect=context.reconnect,
+    )
+
+
+#: what ``streamfx plugins`` says of this sink
+DESCRIPTION = "the long features table (era, sensor, feature, value) in PostgreSQL, era by era"
+
+
+@hookimpl
+def register_sinks() -> list[SinkPlugin]:
+    return [SinkPlugin("postgres", create, DESCRIPTION, options_model=PostgresSinkConfig)]

@@ -1,0 +1,59 @@
+"""Opening the source: the DSN (``${VAR}`` expanded, or the embedded server started), the
+connection, the demo data where the embedded default asks for it, and the checked tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..database import EMBEDDED, connect, expand_env, start_embedded, table_columns
+from .config import SourceConfig
+from .postgres import Source
+
+Notify = Callable[[str], None]
+
+
+def resolve_dsn(config: SourceConfig, notify: Notify = lambda _: None) -> str:
+    """The source DSN with ``${VAR}`` expanded; ``embedded`` starts the embedded server."""
+    dsn = expand_env(config.dsn, "source.dsn")
+    if dsn.strip() != EMBEDDED:
+        return dsn
+    data_dir = config.embedded.data_dir
+    notify(f"starting embedded PostgreSQL in {data_dir}")
+    return start_embedded(data_dir)
+
+
+def seed_demo_if_missing(src: SourceConfig, conn: Any, notify: Notify) -> bool:
+    """Seed the demo dataset under the configured names when the readings table is missing."""
+    from .datasets.demo import DemoTables, seed_demo
+
+    if table_columns(conn, src.schema_, src.readings.table) is not None:
+        return False
+    r, e = src.readings, src.eras
+    tables = DemoTables(
+        schema=src.schema_,
+        layout=r.layout,
+        readings_table=r.table,
+        time_column=r.time_column,
+        partition_column=r.partition_column or "compartment_id",
+        sensor_column=r.sensor_column,
+        value_column=r.value_column,
+        eras_table=e.table,
+        era_id_column=e.id_column,
+        era_start_column=e.start_column,
+        era_end_column=e.end_column,
+        era_partition_column=e.partition_column or "compartment_id",
+    )
+    counts = seed_demo(conn, tables)
+    eras = f", {counts['eras']} eras in {src.schema_}.{e.table}" if e.table else ""
+    notify(f"seeded demo data: {counts['readings']:,} readings in {src.schema_}.{r.table}{eras}")
+    return True
+
+
+def open_source(config: SourceConfig, notify: Notify) -> tuple[str, Any, Source]:
+    """Connect, seed demo data where the embedded default asks for it, and check the tables."""
+    dsn = resolve_dsn(config, notify)
+    conn = connect(dsn)
+    if config.dsn.strip() == EMBEDDED and config.embedded.seed_demo:
+        seed_demo_if_missing(config, conn, notify)
+    return dsn, conn, Source(config, conn)

@@ -1,0 +1,332 @@
+"""Read eras and their readings from PostgreSQL as Arrow record batches, in one long schema.
+
+Every identifier comes from pipeline.yaml, so each is checked against the catalog and quoted;
+era bounds and partitions are bound parameters. Each era's readings stream with
+``fetch_record_batch`` and are normalized batch by batch with polars into
+``model.READINGS_SCHEMA``; the readings table is never read whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from ..database import primary_key, qualified, quote_ident, table_columns
+from ..errors import StreamfxError
+from ..model import READINGS_SCHEMA, Era
+from .config import SourceConfig
+
+_TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+_NUMERIC_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "numeric")
+_UTC = dt.timezone.utc
+
+
+class Source:
+    """The readings and eras tables of one pipeline, checked against the database on creation."""
+
+    def __init__(self, config: SourceConfig, conn: Any) -> None:
+        self.config = config
+        self.conn = conn
+        self.readings = config.readings
+        self.eras = config.eras
+        self.schema = config.schema_
+        self.readings_table = qualified(self.schema, self.readings.table)
+        self.readings_columns = self._columns("source.readings", self.readings.table)
+        self.era_columns: dict[str, str] = {}
+        if self.eras.table:
+            self.era_columns = self._columns("source.eras", self.eras.table)
+        self.sensors = self._check()
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _columns(self, where: str, table: str) -> dict[str, str]:
+        columns = table_columns(self.conn, self.schema, table)
+        if columns is None:
+            raise StreamfxError(f"{where}.table: table {self.schema}.{table} does not exist")
+        return columns
+
+    def _need(self, where: str, table: str, columns: dict[str, str], name: str, types=None) -> None:
+        if name not in columns:
+            raise StreamfxError(
+                f"{where}: column {name!r} not found in table {self.schema}.{table} "
+                f"(columns: {', '.join(columns)})"
+            )
+        if types and columns[name] not in types:
+            raise StreamfxError(
+                f"{where}: column {self.schema}.{table}.{name} has type {columns[name]}; "
+                f"expected one of: {', '.join(types)}"
+            )
+
+    def _check(self) -> list[str] | None:
+        """Check every configured column; return the wide layout's sensor columns."""
+        r, cols = self.readings, self.readings_columns
+        self._need("source.readings.time_column", r.table, cols, r.time_column, _TIME_TYPES)
+        if r.partition_column:
+            self._need("source.readings.partition_column", r.table, cols, r.partition_column)
+        if self.eras.table:
+            e, ecols = self.eras, self.era_columns
+            self._need("source.eras.id_column", e.table, ecols, e.id_column)
+            self._need("source.eras.start_column", e.table, ecols, e.start_column, _TIME_TYPES)
+            self._need("source.eras.end_column", e.table, ecols, e.end_column, _TIME_TYPES)
+            if e.partition_column:
+                self._need("source.eras.partition_column", e.table, ecols, e.partition_column)
+            if bool(e.partition_column) != bool(r.partition_column):
+                raise StreamfxError(
+                    "source: set partition_column on both readings and eras, or on neither"
+                )
+        if r.layout == "long":
+            self._need("source.readings.sensor_column", r.table, cols, r.sensor_column)
+            self._need(
+                "source.readings.value_column", r.table, cols, r.value_column, _NUMERIC_TYPES
+            )
+            return r.sensors
+        if r.sensors is not None:
+            for sensor in r.sensors:
+                self._need("source.readings.sensors", r.table, cols, sensor, _NUMERIC_TYPES)
+            return list(r.sensors)
+        skip = {r.time_column, r.partition_column} | primary_key(self.conn, self.schema, r.table)
+        sensors = [
+            c
+            for c, t in cols.items()
+            if t in _NUMERIC_TYPES and c not in skip and c != "id" and not c.endswith("_id")
+        ]
+        if not sensors:
+            raise StreamfxError(
+                f"source.readings: wide table {self.schema}.{r.table} has no numeric sensor columns"
+            )
+        return sensors
+
+    # -- eras -----------------------------------------------------------------------------
+
+    def list_eras(self) -> list[Era]:
+        """All eras of the pipeline in time order: from the era table or as fixed windows."""
+        eras = self._table_eras() if self.eras.table else self._window_eras()
+        if not eras:
+            what = f"era table {self.schema}.{self.eras.table}" if self.eras.table else "readings"
+            span = " in the configured from/to range" if self.eras.from_ or self.eras.to else ""
+            raise StreamfxError(f"source.eras: no eras found in {what}{span}")
+        return eras
+
+    def _table_eras(self) -> list[Era]:
+        e = self.eras
+        partition = f"{quote_ident(e.partition_column)}::text" if e.partition_column else "NULL"
+        start, end = quote_ident(e.start_column), quote_ident(e.end_column)
+        where, params = [], []
+        if e.from_:
+            params.append(e.from_)
+            where.append(f"{end} > ${len(params)}::timestamptz")
+        if e.to:
+            params.append(e.to)
+            where.append(f"{start} < ${len(params)}::timestamptz")
+        sql = (
+            f"SELECT {quote_ident(e.id_column)}::text AS id, {start}::timestamptz AS start,"
+            f" {end}::timestamptz AS end, {partition} AS partition"
+            f" FROM {qualified(self.schema, e.table)}"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY 2, 1"
+        )
+        table = self._query(sql, tuple(params) or None)
+        eras = [
+            Era(id=row["id"], start=row["start"], end=row["end"], partition=row["partition"])
+            for row in table.to_pylist()
+        ]
+        for era in eras:
+            if era.id is None or era.start is None or era.end is None or era.end <= era.start:
+                raise StreamfxError(
+                    f"source.eras: era {era.id!r} in {self.schema}.{e.table} has an empty or "
+                    f"missing time span ({era.start} to {era.end})"
+                )
+        return eras
+
+    def _window_eras(self) -> list[Era]:
+        """Fixed windows of ``every`` covering the readings (per partition), aligned to epoch."""
+        r, e = self.readings, self.eras
+        time = quote_ident(r.time_column)
+        part = f"{quote_ident(r.partition_column)}::text" if r.partition_column else "NULL::text"
+        sql = (
+            f"SELECT {part} AS partition, min({time})::timestamptz AS lo,"
+            f" max({time})::timestamptz AS hi FROM {self.readings_table} GROUP BY 1 ORDER BY 1"
+        )
+        step = e.every
+        assert step is not None
+        eras: list[Era] = []
+        for row in self._query(sql, None).to_pylist():
+            if row["lo"] is None:
+                continue
+            lo = e.from_ or _floor(row["lo"], step)
+            hi = min(e.to, row["hi"] + step) if e.to else row["hi"] + step
+            start = lo
+            while start < hi and start <= row["hi"]:
+                end = min(start + step, e.to) if e.to else start + step
+                if end > row["lo"]:
+                    label = start.isoformat().replace("+00:00", "Z")
+                    era_id = f"{row['partition']}/{label}" if r.partition_column else label
+                    eras.append(Era(era_id, start, end, row["partition"]))
+                start = end
+        return sorted(eras, key=lambda era: (era.start, era.id))
+
+    # -- analysis -------------------------------------------------------------------------
+
+    def era_stats(self, eras: list[Era]) -> pl.DataFrame:
+        """Readings per (era, sensor) for all eras in ONE aggregate query.
+
+        Columns: era_id, sensor, readings, unique_timestamps (of the whole era), first, last
+        (of the whole era). Eras without readings are absent.
+        """
+        r = self.readings
+        time = f"r.{quote_ident(r.time_column)}"
+        cast = self._time_cast()
+        join = [f"{time} >= e.start::{cast}", f"{time} < e.stop::{cast}"]
+        if r.partition_column:
+            join.append(f"r.{quote_ident(r.partition_column)}::text = e.part")
+        eras_cte = (
+            "WITH e AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],"
+            " $4::text[]) AS e(id, start, stop, part))"
+        )
+        params = (
+            [era.id for era in eras],
+            [era.start for era in eras],
+            [era.end for era in eras],
+            [era.partition for era in eras],
+        )
+        source = f"FROM e JOIN {self.readings_table} r ON {' AND '.join(join)}"
+        if r.layout == "long":
+            sensor = f"r.{quote_ident(r.sensor_column)}::text"
+            value = f"r.{quote_ident(r.value_column)}"
+            filters = [_finite(value), f"{sensor} IS NOT NULL"]
+            if r.sensors is not None:
+                filters.append(f"{sensor} = ANY($5::text[])")
+                params += (list(r.sensors),)
+            sql = (
+                f"{eras_cte} SELECT e.id AS era_id, {sensor} AS sensor, count(*) AS readings,"
+                f" count(DISTINCT {time}) AS unique_timestamps,"
+                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last"
+                f" {source} WHERE {' AND '.join(filters)}"
+                f" GROUP BY GROUPING SETS ((e.id, {sensor}), (e.id))"
+            )
+            stats = pl.from_arrow(self._query(sql, params))
+        else:
+            counts = ", ".join(
+                f"count(*) FILTER (WHERE {_finite('r.' + quote_ident(s))}) AS {quote_ident(s)}"
+                for s in self.sensors
+            )
+            sql = (
+                f"{eras_cte} SELECT e.id AS era_id, count(DISTINCT {time}) AS unique_timestamps,"
+                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last, {counts}"
+                f" {source} GROUP BY e.id"
+            )
+            wide = pl.from_arrow(self._query(sql, params))
+            per_sensor = wide.unpivot(
+                index="era_id", on=self.sensors, variable_name="sensor", value_name="readings"
+            )
+            era_rows = wide.select("era_id", "unique_timestamps", "first", "last").with_columns(
+                pl.lit(None, pl.String).alias("sensor"), pl.lit(None, pl.Int64).alias("readings")
+            )
+            stats = pl.concat([per_sensor, era_rows], how="diagonal_relaxed")
+        per_era = stats.filter(pl.col("sensor").is_null()).select(
+            "era_id", "unique_timestamps", "first", "last"
+        )
+        per_sensor = stats.filter(pl.col("sensor").is_not_null() & (pl.col("readings") > 0))
+        return per_sensor.select("era_id", "sensor", pl.col("readings").cast(pl.Int64)).join(
+            per_era, on="era_id", how="left"
+        )
+
+    # -- readings -------------------------------------------------------------------------
+
+    def read_era(self, era: Era) -> pa.Table:
+        """The era's readings in READINGS_SCHEMA; nulls, NaN and infinities dropped."""
+        r = self.readings
+        cast = self._time_cast()
+        columns = [f"{quote_ident(r.time_column)}::timestamptz AS time"]
+        if r.layout == "long":
+            columns += [
+                f"{quote_ident(r.sensor_column)}::text AS sensor",
+                f"{quote_ident(r.value_column)}::float8 AS value",
+            ]
+        else:
+            columns += [f"{quote_ident(s)}::float8 AS {quote_ident(s)}" for s in self.sensors]
+        params: list[Any] = []
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        time = quote_ident(r.time_column)
+        where = [
+            f"{time} >= {param(era.start)}::timestamptz::{cast}",
+            f"{time} < {param(era.end)}::timestamptz::{cast}",
+        ]
+        if r.partition_column:
+            ptype = self.readings_columns[r.partition_column]
+            part = quote_ident(r.partition_column)
+            where.append(
+                f"{part} = {param(era.partition)}::{ptype}"
+                if _plain_type(ptype)
+                else f"{part}::text = {param(era.partition)}"
+            )
+        if r.layout == "long" and r.sensors is not None:
+            where.append(f"{quote_ident(r.sensor_column)}::text = ANY({param(r.sensors)}::text[])")
+        sql = f"SELECT {', '.join(columns)} FROM {self.readings_table} WHERE {' AND '.join(where)}"
+        parts = []
+        with self.conn.cursor() as cur:
+            cur.execute(sql, parameters=tuple(params))
+            for batch in cur.fetch_record_batch():
+                parts.append(self._normalize(pl.from_arrow(batch), era.id))
+        self.conn.commit()
+        frame = pl.concat(parts) if parts else pl.DataFrame(schema=_POLARS_SCHEMA)
+        return frame.sort("sensor", "time").to_arrow().cast(READINGS_SCHEMA)
+
+    def _time_cast(self) -> str:
+        """Era bounds are cast to the time column's own type, so an index on it is used."""
+        return self.readings_columns[self.readings.time_column]
+
+    def _normalize(self, frame: pl.DataFrame, era_id: str) -> pl.DataFrame:
+        if self.readings.layout == "wide":
+            frame = frame.unpivot(index="time", variable_name="sensor", value_name="value")
+        return (
+            frame.lazy()
+            .filter(
+                pl.col("value").is_finite()
+                & pl.col("sensor").is_not_null()
+                & pl.col("time").is_not_null()
+            )
+            .select(
+                pl.lit(era_id, pl.String).alias("era_id"),
+                pl.col("sensor").cast(pl.String),
+                pl.col("time").cast(pl.Datetime("us", "UTC")),
+                pl.col("value").cast(pl.Float64),
+            )
+            .collect()
+        )
+
+    def _query(self, sql: str, params: tuple[Any, ...] | None) -> pa.Table:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, parameters=params)
+            table = cur.fetch_arrow_table()
+        self.conn.commit()
+        return table
+
+
+_POLARS_SCHEMA = {
+    "era_id": pl.String,
+    "sensor": pl.String,
+    "time": pl.Datetime("us", "UTC"),
+    "value": pl.Float64,
+}
+
+
+def _plain_type(type_name: str) -> bool:
+    """Catalog type names that can be used directly in a cast (not USER-DEFINED, ARRAY...)."""
+    return type_name.replace(" ", "").isalpha() and type_name not in ("USER-DEFINED", "ARRAY")
+
+
+def _floor(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    epoch = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def _finite(expr: str) -> str:
+    """SQL condition: a reading that counts (not null, not NaN, not infinite)."""
+    return f"{expr} IS NOT NULL AND {expr}::float8 NOT IN ('NaN', 'Infinity', '-Infinity')"
