@@ -26,7 +26,6 @@ def analysis(readings: int, ratio: float = 0.0, complexity: float = 0.0) -> EraA
     return EraAnalysis(
         era=ERA,
         readings_per_sensor={"s": readings} if readings else {},
-        unique_timestamps=readings,
         gpu_suitable_ratio=ratio,
         complexity_score=complexity,
         estimated_cost=1.0,

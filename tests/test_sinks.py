@@ -232,13 +232,23 @@ def test_postgres_creates_table_and_round_trips(pg_dsn: str, pg_conn) -> None:
         "value": "double precision",
         "run_id": "text",
         "extracted_at": "timestamp with time zone",
+        "partition": "text",
     }
     with pg_conn.cursor() as cur:
         cur.execute(
             "SELECT column_name::text, data_type::text FROM information_schema.columns "
             "WHERE table_name = 'streamfx_features' ORDER BY ordinal_position"
         )
-        assert dict(cur.fetchall()) == cols
+        assert dict(cur.fetchall()) == cols  # a view of the long form, as 0.1's table was
+        cur.execute(
+            "SELECT table_name::text, table_type::text FROM information_schema.tables"
+            " WHERE table_name LIKE 'streamfx_features%' ORDER BY 1"
+        )
+        assert cur.fetchall() == [
+            ("streamfx_features", "VIEW"),
+            ("streamfx_features_names", "BASE TABLE"),
+            ("streamfx_features_values", "BASE TABLE"),
+        ]
     pg_conn.commit()
 
     assert sink.write(THREE) == 6
@@ -281,13 +291,78 @@ def test_postgres_failed_batch_lands_nothing(pg_dsn: str, pg_conn) -> None:
         result("e1", {("temp", "mean"): 100.0}),  # would delete e1's temp__max and update mean
         result("e9", {("rh", "mean"): 1.0, ("rh", None): 2.0}, day=9),  # null feature
     ]
-    with pytest.raises(Exception, match=r"(?i)null value in column \"feature\""):
+    with pytest.raises(Exception, match="feature_names_not_null"):
         sink.write(bad)
     assert fetch(pg_conn).equals(before)
     # the connection is usable again after the rollback
     assert sink.write([result("e9", {("rh", "mean"): 1.0}, day=9)]) == 1
     assert fetch(pg_conn).height == before.height + 1
     sink.close()
+
+
+def test_postgres_view_keeps_nan_and_missing_apart(pg_dsn: str, pg_conn) -> None:
+    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink.write(THREE)
+    sink.close()
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT era_id, sensor, feature, value, partition FROM streamfx_features"
+            " WHERE era_id = 'e0' ORDER BY sensor, feature"
+        )
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) FROM streamfx_features WHERE era_id = 'e0' AND sensor = 'rh'")
+        (missing,) = cur.fetchone()
+        cur.execute("SELECT count(*), sum(cardinality(values)) FROM streamfx_features_values")
+        arrays, values = cur.fetchone()
+    pg_conn.commit()
+    assert rows[0] == ("e0", "co2", "mean", 410.0, None)  # no partition: NULL, as the era's
+    assert rows[1][:3] == ("e0", "temp", "max") and math.isnan(rows[1][3])  # NaN stays NaN
+    assert missing == 0  # a feature the era does not have is no row, not NaN
+    assert (arrays, values) == (5, 6)  # one array per era and sensor
+
+
+def test_postgres_refuses_a_01_table_and_says_how_to_move_it(pg_dsn: str, pg_conn) -> None:
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE streamfx_features (era_id text NOT NULL, sensor text NOT NULL,"
+            " feature text NOT NULL, value double precision, run_id text NOT NULL,"
+            " extracted_at timestamptz NOT NULL, PRIMARY KEY (era_id, sensor, feature))"
+        )
+        cur.execute("INSERT INTO streamfx_features VALUES ('e1', 't', 'mean', 1.0, 'r0', now())")
+        cur.execute(  # 0.1's status table, saying e1 is done into that table
+            "CREATE TABLE streamfx_era_status (pipeline text NOT NULL, era_id text NOT NULL,"
+            " features_table text NOT NULL, fingerprint text NOT NULL, status text NOT NULL,"
+            " attempts int NOT NULL, error text, worker text, run_id text NOT NULL,"
+            " finished_at timestamptz NOT NULL, PRIMARY KEY (pipeline, features_table, era_id))"
+        )
+        cur.execute(
+            "INSERT INTO streamfx_era_status VALUES ('p', 'e1', '\"public\".\"streamfx_features\"',"
+            " 'f', 'done', 1, NULL, 'cpu-0', 'r0', now())"
+        )
+    pg_conn.commit()
+    with pytest.raises(StreamfxError) as refused:
+        PostgresSink(pg_dsn, run_id="r1")
+    message = str(refused.value)
+    assert "public.streamfx_features is a features table of streamfx 0.1" in message
+    assert 'ALTER TABLE "public"."streamfx_features" RENAME TO "streamfx_features_v01"' in message
+    with pg_conn.cursor() as cur:
+        cur.execute('ALTER TABLE "public"."streamfx_features" RENAME TO "streamfx_features_v01"')
+    pg_conn.commit()
+    sink = PostgresSink(pg_dsn, run_id="r1", pipeline="p", fingerprint="f")
+    assert sink.done_eras() == set()  # e1's features are in the renamed table: recompute it
+    sink.write(THREE[:1])
+    assert sink.done_eras() == {"e1"}
+    sink.close()
+    assert fetch(pg_conn).height == 2
+    assert fetch(pg_conn, "streamfx_features_v01").height == 1  # the old rows, untouched
+
+
+def test_postgres_refuses_a_foreign_table_of_that_name(pg_dsn: str, pg_conn) -> None:
+    with pg_conn.cursor() as cur:
+        cur.execute("CREATE TABLE streamfx_features (id int)")
+    pg_conn.commit()
+    with pytest.raises(StreamfxError, match="exists and is not streamfx's features view"):
+        PostgresSink(pg_dsn, run_id="r1")
 
 
 @pytest.mark.parametrize(("schema", "table"), [("public", 'we"ird'), ("my schema", "feat ures")])
@@ -349,7 +424,7 @@ def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> 
     assert sink.db.reconnects == 1
     assert fetch(pg_conn).height == 6
     # an error that is not the connection's is raised at once, not retried
-    with pytest.raises(Exception, match=r"(?i)null value in column \"feature\""):
+    with pytest.raises(Exception, match="feature_names_not_null"):
         sink.write([result("e9", {("rh", None): 2.0}, day=9)])
     assert sink.db.reconnects == 1 and fetch(pg_conn).height == 6
     sink.close()

@@ -7,6 +7,7 @@ cost from the extractor's cost model, which packing balances workers on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import polars as pl
@@ -31,7 +32,6 @@ class EraAnalysis:
 
     era: Era
     readings_per_sensor: dict[str, int]
-    unique_timestamps: int
     gpu_suitable_ratio: float  # share of the era's sensors whose class prefers the GPU
     complexity_score: float  # share of the era's sensors with the efficient profile (or richer)
     estimated_cost: float  # rough extraction seconds, used to balance workers
@@ -49,25 +49,21 @@ def analyze_eras(
     eras: list[Era], stats: pl.DataFrame, classifier: Classifier, costs: Costs = NATIVE_COSTS
 ) -> list[EraAnalysis]:
     """Per-era analysis from ``Source.era_stats`` rows; eras without readings get zeros."""
-    by_era: dict[str, list[dict]] = {}
-    for row in stats.iter_rows(named=True):  # one row per (era, sensor): small
-        by_era.setdefault(row["era_id"], []).append(row)
+    counts: list[dict[str, int]] = [{} for _ in eras]
+    for era, sensor, readings in stats.select("era", "sensor", "readings").iter_rows():
+        counts[era][sensor] = readings  # a row per (era, sensor): not per reading
     analyses = []
-    for era in eras:
-        rows = by_era.get(era.id, [])
-        counts = {row["sensor"]: row["readings"] for row in rows}
-        classes = [classifier.sensor_class(s) for s in counts]
-        unique = rows[0]["unique_timestamps"] if rows else 0
+    for era, era_counts in zip(eras, counts, strict=True):
+        classes = [classifier.sensor_class(s) for s in era_counts]
         n = len(classes) or 1
-        cost = (ERA_OVERHEAD_S if counts else 0.0) + sum(
-            costs[c.features][0] + costs[c.features][1] * counts[s]
-            for s, c in zip(counts, classes, strict=True)
+        cost = (ERA_OVERHEAD_S if era_counts else 0.0) + math.fsum(  # exact: any row order
+            costs[c.features][0] + costs[c.features][1] * era_counts[s]
+            for s, c in zip(era_counts, classes, strict=True)
         )
         analyses.append(
             EraAnalysis(
                 era=era,
-                readings_per_sensor=counts,
-                unique_timestamps=unique,
+                readings_per_sensor=era_counts,
                 gpu_suitable_ratio=sum(c.lane == "gpu" for c in classes) / n,
                 complexity_score=sum(c.features != "minimal" for c in classes) / n,
                 estimated_cost=cost,

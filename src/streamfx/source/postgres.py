@@ -9,6 +9,7 @@ era bounds and partitions are bound parameters. Each era's readings stream with
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import polars as pl
@@ -172,65 +173,74 @@ class Source:
     def era_stats(self, eras: list[Era]) -> pl.DataFrame:
         """Readings per (era, sensor) for all eras in ONE aggregate query.
 
-        Columns: era_id, sensor, readings, unique_timestamps (of the whole era), first, last
-        (of the whole era). Eras without readings are absent.
+        Columns: ``era`` (the era's position in ``eras``), ``sensor``, ``readings``; eras and
+        sensors without readings are absent. When no two eras of a partition overlap (fixed
+        windows always, era tables usually), every reading is given the era that started last
+        before it by one sort of the readings (a running maximum), so the query takes time in
+        proportion to the readings, whatever the number of eras; overlapping eras are joined
+        to the readings by time range instead, which costs eras x readings.
         """
+        if not eras:
+            return pl.DataFrame(schema={"era": pl.Int64, "sensor": pl.String, "readings": pl.Int64})
+        order = sorted(range(len(eras)), key=lambda i: (eras[i].partition or "", eras[i].start))
         r = self.readings
-        time = f"r.{quote_ident(r.time_column)}"
         cast = self._time_cast()
-        join = [f"{time} >= e.start::{cast}", f"{time} < e.stop::{cast}"]
-        if r.partition_column:
-            join.append(f"r.{quote_ident(r.partition_column)}::text = e.part")
-        eras_cte = (
-            "WITH e AS (SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],"
-            " $4::text[]) AS e(id, start, stop, part))"
+        params: tuple[Any, ...] = (
+            order,
+            [eras[i].start for i in order],
+            [eras[i].end for i in order],
+            [eras[i].partition for i in order],
         )
-        params = (
-            [era.id for era in eras],
-            [era.start for era in eras],
-            [era.end for era in eras],
-            [era.partition for era in eras],
-        )
-        source = f"FROM e JOIN {self.readings_table} r ON {' AND '.join(join)}"
+        time = f"r.{quote_ident(r.time_column)}"
+        part = f"r.{quote_ident(r.partition_column)}::text" if r.partition_column else "NULL::text"
+        # (expression, its name, its type) of what is counted: the sensor column of a long
+        # table, or each sensor column of a wide one
         if r.layout == "long":
             sensor = f"r.{quote_ident(r.sensor_column)}::text"
-            value = f"r.{quote_ident(r.value_column)}"
-            filters = [_finite(value), f"{sensor} IS NOT NULL"]
+            data = [(sensor, "sensor", "text")]
+            filters = [_finite(f"r.{quote_ident(r.value_column)}"), f"{sensor} IS NOT NULL"]
             if r.sensors is not None:
                 filters.append(f"{sensor} = ANY($5::text[])")
                 params += (list(r.sensors),)
-            sql = (
-                f"{eras_cte} SELECT e.id AS era_id, {sensor} AS sensor, count(*) AS readings,"
-                f" count(DISTINCT {time}) AS unique_timestamps,"
-                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last"
-                f" {source} WHERE {' AND '.join(filters)}"
-                f" GROUP BY GROUPING SETS ((e.id, {sensor}), (e.id))"
-            )
-            stats = pl.from_arrow(self._query(sql, params))
+            counts, by = "m.sensor, count(*) AS readings", ", m.sensor"
         else:
+            data = [(f"r.{quote_ident(s)}", quote_ident(s), "float8") for s in self.sensors]
+            filters = ["TRUE"]
             counts = ", ".join(
-                f"count(*) FILTER (WHERE {_finite('r.' + quote_ident(s))}) AS {quote_ident(s)}"
-                for s in self.sensors
+                f"count(*) FILTER (WHERE {_finite('m.' + n)}) AS {n}" for _, n, _ in data
             )
-            sql = (
-                f"{eras_cte} SELECT e.id AS era_id, count(DISTINCT {time}) AS unique_timestamps,"
-                f" min({time})::timestamptz AS first, max({time})::timestamptz AS last, {counts}"
-                f" {source} GROUP BY e.id"
-            )
-            wide = pl.from_arrow(self._query(sql, params))
-            per_sensor = wide.unpivot(
-                index="era_id", on=self.sensors, variable_name="sensor", value_name="readings"
-            )
-            era_rows = wide.select("era_id", "unique_timestamps", "first", "last").with_columns(
-                pl.lit(None, pl.String).alias("sensor"), pl.lit(None, pl.Int64).alias("readings")
-            )
-            stats = pl.concat([per_sensor, era_rows], how="diagonal_relaxed")
-        per_era = stats.filter(pl.col("sensor").is_null()).select(
-            "era_id", "unique_timestamps", "first", "last"
+            by = ""
+        values = ", ".join(f"{expr} AS {name}" for expr, name, _ in data)
+        readings = (
+            f"SELECT {part} AS part, {time} AS t, {values}, NULL::bigint AS rank"
+            f" FROM {self.readings_table} r WHERE {' AND '.join(filters)}"
         )
-        per_sensor = stats.filter(pl.col("sensor").is_not_null() & (pl.col("readings") > 0))
-        return per_sensor.select("era_id", "sensor", pl.col("readings").cast(pl.Int64)).join(
-            per_era, on="era_id", how="left"
+        eras_cte = (
+            "WITH e AS (SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[],"
+            f" $4::text[]) WITH ORDINALITY AS e(era, start, stop, part, rank)), m AS ({readings}"
+        )
+        within = f"m.t >= e.start::{cast} AND m.t < e.stop::{cast}"
+        if _overlapping(eras, order):  # each reading joined to every era around it
+            same = " AND m.part = e.part" if r.partition_column else ""
+            sql = f"{eras_cte}) SELECT e.era, {counts} FROM e JOIN m ON {within}{same} GROUP BY e.era{by}"
+        else:  # each reading gets the era that started last before it: one sort, no join
+            nulls = ", ".join(f"NULL::{kind} AS {name}" for _, name, kind in data)
+            sql = (
+                f"{eras_cte} UNION ALL SELECT e.part, e.start::{cast}, {nulls}, e.rank FROM e),"
+                " a AS (SELECT m.*, max(m.rank) OVER (PARTITION BY m.part ORDER BY m.t,"
+                " m.rank IS NULL ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS era_rank"
+                f" FROM m) SELECT e.era, {counts} FROM a AS m JOIN e ON e.rank = m.era_rank"
+                f" WHERE m.rank IS NULL AND m.t < e.stop::{cast} GROUP BY e.era{by}"
+            )
+        stats = pl.from_arrow(self._query(sql, params))
+        if r.layout == "wide":
+            stats = stats.unpivot(
+                index="era", on=self.sensors, variable_name="sensor", value_name="readings"
+            )
+        return stats.filter(pl.col("readings") > 0).select(
+            pl.col("era").cast(pl.Int64),
+            pl.col("sensor").cast(pl.String),
+            pl.col("readings").cast(pl.Int64),
         )
 
     # -- readings -------------------------------------------------------------------------
@@ -325,6 +335,15 @@ def _plain_type(type_name: str) -> bool:
 def _floor(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
     epoch = dt.datetime(1970, 1, 1, tzinfo=_UTC)
     return epoch + ((moment - epoch) // step) * step
+
+
+def _overlapping(eras: list[Era], order: list[int]) -> bool:
+    """Whether two eras of one partition overlap (``order``: by partition, then start)."""
+    for previous, current in itertools.pairwise(order):
+        a, b = eras[previous], eras[current]
+        if a.partition == b.partition and b.start < a.end:
+            return True
+    return False
 
 
 def _finite(expr: str) -> str:

@@ -6,8 +6,9 @@ from ...database import expand_env
 from ...plugins.hookspecs import hookimpl
 from .. import SinkContext, SinkPlugin
 from .config import PostgresSinkConfig
+from .layout import STATUS_TABLE
 from .runs import ERA_RUNS_TABLE, RUNS_TABLE
-from .sink import STATUS_TABLE, PostgresSink
+from .sink import PostgresSink
 
 __all__ = ["ERA_RUNS_TABLE", "RUNS_TABLE", "STATUS_TABLE", "PostgresSink", "PostgresSinkConfig"]
 

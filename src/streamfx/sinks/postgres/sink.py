@@ -1,5 +1,5 @@
-"""The PostgreSQL sink: replaces each era's rows of the long features table, one transaction
-per batch, and keeps each era's status beside it."""
+"""The PostgreSQL sink: replaces each era's features (arrays per era and sensor, see ``layout``),
+one transaction per batch, and keeps each era's status beside them."""
 
 from __future__ import annotations
 
@@ -7,34 +7,35 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ... import database
-from ...database import Connection, qualified, quote_ident
+from ...database import Connection
 from ...errors import StreamfxError
 from ...model import EraResult
 from ...options import RetryConfig
 from .. import EraStatus
+from .layout import Layout, names_id
 from .runs import write_run_tables
 
-#: Staging columns are all nullable, so the target table's constraints are the ones enforced.
-STAGING_SCHEMA = pa.schema(
+#: The rows written per (era, sensor): its values in the order of its feature names.
+VALUES_SCHEMA = pa.schema(
     [
+        pa.field("partition", pa.string()),
         pa.field("era_id", pa.string()),
         pa.field("sensor", pa.string()),
-        pa.field("feature", pa.string()),
-        pa.field("value", pa.float64()),
+        pa.field("names_id", pa.int64()),
+        pa.field("values", pa.list_(pa.float64())),
         pa.field("run_id", pa.string()),
         pa.field("extracted_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-FEATURE_SCHEMA = pa.schema(list(STAGING_SCHEMA)[:4])
-COLUMNS = [field.name for field in STAGING_SCHEMA]
-STAGING = "streamfx_staging"
+NAMES_SCHEMA = pa.schema(
+    [pa.field("names_id", pa.int64()), pa.field("features", pa.list_(pa.string()))]
+)
+STAGING_NAMES = "streamfx_staging_names"
 STAGING_ERAS = "streamfx_staging_eras"
-#: Per-era status (pending, running, done, failed), "done" committed in the same transaction
-#: as the era's features, so resume can trust it.
-STATUS_TABLE = "streamfx_era_status"
 STATUS_SCHEMA = pa.schema(
     [
         pa.field("era_id", pa.string()),
@@ -47,10 +48,11 @@ STATUS_SCHEMA = pa.schema(
 
 
 class PostgresSink:
-    """Keeps ``<schema>.<table>`` (era_id, sensor, feature, value, run_id, extracted_at) current.
+    """Keeps ``<schema>.<table>`` current: the view of each era's features (see ``layout``).
 
     Every write is one transaction: an era's rows and its "done" status land together or not
-    at all. With a ``reconnect`` policy a lost connection is reopened and the transaction redone.
+    at all, and a rerun replaces an era's rows whole. With a ``reconnect`` policy a lost
+    connection is reopened and the transaction redone.
     """
 
     name = "postgres"
@@ -73,12 +75,12 @@ class PostgresSink:
         self.run_id = run_id
         self.pipeline = pipeline
         self.fingerprint = fingerprint
-        self.target = qualified(schema, table)
-        self.status = qualified(schema, STATUS_TABLE)
+        self.layout = Layout(schema, table)
+        self.known_names: set[int] = set()  # feature-name lists already in the dictionary
         self.rows = 0
         self.db: Connection | None = Connection(dsn, reconnect)
         try:
-            self._create_tables()
+            self._run(self._create)
         except BaseException:
             self.db.close()
             raise
@@ -87,88 +89,49 @@ class PostgresSink:
         assert self.db is not None, "the sink is closed"
         return self.db.run(work)
 
-    def _create_tables(self) -> None:
-        def create(conn: Any) -> None:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                    parameters=(self.schema,),
-                )
-                if cur.fetchone() is None:
-                    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
-                cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.target} ("
-                    "era_id text NOT NULL, sensor text NOT NULL, feature text NOT NULL, "
-                    "value double precision, run_id text NOT NULL, "
-                    "extracted_at timestamptz NOT NULL, "
-                    "PRIMARY KEY (era_id, sensor, feature))"
-                )
-                cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.status} ("
-                    "pipeline text NOT NULL, era_id text NOT NULL, features_table text NOT NULL,"
-                    " fingerprint text NOT NULL, status text NOT NULL, attempts int NOT NULL,"
-                    " error text, worker text, run_id text NOT NULL, started_at timestamptz,"
-                    " finished_at timestamptz, PRIMARY KEY (pipeline, features_table, era_id))"
-                )
-                # tables from streamfx 0.1 lack started_at and required finished_at
-                cur.execute(
-                    f"ALTER TABLE {self.status} ADD COLUMN IF NOT EXISTS started_at timestamptz"
-                )
-                cur.execute(f"ALTER TABLE {self.status} ALTER COLUMN finished_at DROP NOT NULL")
-
-        self._run(create)
-        columns = self._run(lambda conn: database.table_columns(conn, self.schema, self.table))
-        missing = [c for c in COLUMNS if c not in (columns or {})]
-        if missing:
-            raise StreamfxError(
-                f"table {self.schema}.{self.table} exists without column(s) {', '.join(missing)}"
-            )
-
-    def _staging(self, results: Sequence[EraResult]) -> pa.Table:
-        extracted_at = dt.datetime.now(dt.timezone.utc)
-        tables = [r.features.select(FEATURE_SCHEMA.names).cast(FEATURE_SCHEMA) for r in results]
-        features = pa.concat_tables(tables)
-        n = features.num_rows
-        features = features.append_column(
-            STAGING_SCHEMA.field("run_id"), pa.repeat(pa.scalar(self.run_id), n)
-        ).append_column(
-            STAGING_SCHEMA.field("extracted_at"),
-            pa.repeat(pa.scalar(extracted_at, STAGING_SCHEMA.field("extracted_at").type), n),
-        )
-        return features.cast(STAGING_SCHEMA)
+    def _create(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            self.layout.create(cur)
 
     def write(self, results: Sequence[EraResult]) -> int:
         if not results:
             return 0
-        staging = self._staging(results)
+        rows, names, values = _arrays(results, self.run_id)
+        new_names = names.filter(
+            pc.invert(pc.is_in(names["names_id"], pa.array(list(self.known_names), pa.int64())))
+        )
         done = _status_table([EraStatus(r.era.id, "done", r.attempts, r.worker) for r in results])
-        columns = ", ".join(quote_ident(c) for c in COLUMNS)
+        eras = ([r.era.partition or "" for r in results], [r.era.id for r in results])
+        layout = self.layout
 
         def replace_eras(conn: Any) -> None:
             with conn.cursor() as cur:
-                cur.adbc_ingest(STAGING, staging, mode="replace", temporary=True)
+                if new_names.num_rows:
+                    cur.adbc_ingest(STAGING_NAMES, new_names, mode="replace", temporary=True)
+                    cur.execute(
+                        f"INSERT INTO {layout.names} SELECT * FROM pg_temp.{STAGING_NAMES}"
+                        " ON CONFLICT (names_id) DO NOTHING"
+                    )
+                    cur.execute(f"DROP TABLE pg_temp.{STAGING_NAMES}")
+                # An era's rows equal exactly its latest extraction: replace them whole.
+                cur.execute(
+                    f"DELETE FROM {layout.values} WHERE (partition, era_id) IN"
+                    " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    parameters=eras,
+                )
+                cur.adbc_ingest(layout.values_name, rows, mode="append", db_schema_name=self.schema)
                 cur.adbc_ingest(STAGING_ERAS, done, mode="replace", temporary=True)
-                # An era's rows equal exactly its latest extraction: replace them whole (an
-                # upsert per era; deleting by the primary key's prefix and inserting is much
-                # cheaper than ON CONFLICT row by row).
-                cur.execute(
-                    f"DELETE FROM {self.target} "
-                    f"WHERE era_id IN (SELECT era_id FROM pg_temp.{STAGING_ERAS})"
-                )
-                cur.execute(
-                    f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM pg_temp.{STAGING}"
-                )
                 self._mark(cur)
-                cur.execute(f"DROP TABLE pg_temp.{STAGING}")
 
         self._run(replace_eras)
-        self.rows += staging.num_rows
-        return staging.num_rows
+        self.known_names.update(names["names_id"].to_pylist())
+        self.rows += values
+        return values
 
     def _mark(self, cur: Any) -> None:
         """Upsert the status rows staged in ``pg_temp.STAGING_ERAS``, then drop them."""
         cur.execute(
-            f"INSERT INTO {self.status} AS s (pipeline, era_id, features_table, fingerprint,"
+            f"INSERT INTO {self.layout.status} AS s (pipeline, era_id, features_table, fingerprint,"
             " status, attempts, error, worker, run_id, started_at, finished_at)"
             " SELECT $1, e.era_id, $2, $3, e.status, e.attempts, e.error, e.worker, $4,"
             "  CASE WHEN e.status = 'running' THEN now() END,"
@@ -180,7 +143,7 @@ class PostgresSink:
             " run_id = EXCLUDED.run_id, finished_at = EXCLUDED.finished_at,"
             " started_at = CASE EXCLUDED.status WHEN 'running' THEN now()"
             "  WHEN 'pending' THEN NULL ELSE s.started_at END",
-            parameters=(self.pipeline, self.target, self.fingerprint, self.run_id),
+            parameters=(self.pipeline, self.layout.view, self.fingerprint, self.run_id),
         )
         cur.execute(f"DROP TABLE pg_temp.{STAGING_ERAS}")
 
@@ -203,9 +166,9 @@ class PostgresSink:
         def select(conn: Any) -> list[Any]:
             with conn.cursor() as cur:
                 cur.execute(
-                    f"SELECT era_id FROM {self.status} WHERE pipeline = $1"
+                    f"SELECT era_id FROM {self.layout.status} WHERE pipeline = $1"
                     " AND features_table = $2 AND fingerprint = $3 AND status = 'done'",
-                    parameters=(self.pipeline, self.target, self.fingerprint),
+                    parameters=(self.pipeline, self.layout.view, self.fingerprint),
                 )
                 return cur.fetchall()
 
@@ -239,4 +202,53 @@ def _status_table(entries: Sequence[EraStatus]) -> pa.Table:
             "error": [e.error for e in entries],
         },
         schema=STATUS_SCHEMA,
+    )
+
+
+def _arrays(results: Sequence[EraResult], run_id: str) -> tuple[pa.Table, pa.Table, int]:
+    """The batch as VALUES_SCHEMA rows (one per era and sensor, values in the order of the
+    sorted feature names), the NAMES_SCHEMA lists they use, and the number of values."""
+    frames = []
+    for result in results:
+        frame = pl.from_arrow(result.features.select(["sensor", "feature", "value"]))
+        assert isinstance(frame, pl.DataFrame)
+        duplicated = frame.filter(pl.struct("sensor", "feature").is_duplicated())
+        if duplicated.height:
+            sensor, feature = duplicated.row(0)[:2]
+            raise StreamfxError(f"era {result.era.id!r}: duplicate feature {sensor}__{feature}")
+        frames.append(
+            frame.with_columns(
+                pl.lit(result.era.partition or "", pl.String).alias("partition"),
+                pl.lit(result.era.id, pl.String).alias("era_id"),
+            )
+        )
+    long = pl.concat(frames)
+    grouped = (
+        long.sort("partition", "era_id", "sensor", "feature", nulls_last=True)
+        .group_by("partition", "era_id", "sensor", maintain_order=True)
+        .agg(pl.col("feature"), pl.col("value").cast(pl.Float64).alias("values"))
+        .with_columns(  # one key per distinct list (a null name kept distinct: the DB refuses it)
+            pl.col("feature")
+            .list.eval(pl.element().fill_null("\x00"))
+            .list.join("\x1f")
+            .alias("key")
+        )
+    )
+    lists = grouped.select("key", "feature").unique("key", maintain_order=True)
+    ids = [names_id(features) for features in lists["feature"].to_list()]
+    lists = lists.with_columns(pl.Series("names_id", ids, dtype=pl.Int64))
+    rows = grouped.join(lists.select("key", "names_id"), on="key", how="left").select(
+        "partition",
+        "era_id",
+        "sensor",
+        "names_id",
+        "values",
+        pl.lit(run_id, pl.String).alias("run_id"),
+        pl.lit(dt.datetime.now(dt.timezone.utc), pl.Datetime("us", "UTC")).alias("extracted_at"),
+    )
+    names = lists.select("names_id", pl.col("feature").alias("features"))
+    return (
+        rows.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(VALUES_SCHEMA),
+        names.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(NAMES_SCHEMA),
+        long.height,
     )
