@@ -139,7 +139,26 @@ def test_parquet_parts_accumulate_and_rewrites_replace(tmp_path: Path) -> None:
     assert e1["temp__mean"] == 9.0 and e1["readings"] == 7
     assert e1["temp__max"] is None  # the rewrite's feature set replaces the old one
     assert json.loads((out / "manifest.json").read_text())["run_id"] == "r2"
-    assert len(list((out / "parts").iterdir())) == 4
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [  # a part per batch
+        "r1-000001.parquet",
+        "r2-000001.parquet",
+        "r2-000002.parquet",
+    ]
+    third = ParquetSink(out, pipeline="p", run_id="r3")
+    third.write([result("e0", {("co2", "mean"): 1.0}, day=2, partition=None)])
+    third.write([result("e3", {("rh", "mean"): 2.0}, day=3)])
+    third.close()  # r2's first part holds only eras written again since: it goes
+    names = sorted(p.name for p in (out / "parts").iterdir())
+    assert names == [
+        "r1-000001.parquet",
+        "r2-000002.parquet",
+        "r3-000001.parquet",
+        "r3-000002.parquet",
+    ]
+    df = pl.read_parquet(out / "features.parquet")
+    assert df["era_id"].to_list() == ["e0", "e1", "e2", "e3"]
+    assert df["co2__mean"].to_list() == [1.0, None, 400.0, None]
+    assert df["rh__mean"].to_list() == [None, None, None, 2.0]
 
 
 def test_parquet_awkward_era_ids(tmp_path: Path) -> None:
@@ -451,7 +470,7 @@ def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> Non
     assert sorted(p.name for p in (uri / "parts").iterdir()) == sorted(
         p.name for p in (plain / "parts").iterdir()
     )
-    assert len(list((uri / "parts").iterdir())) == 3
+    assert len(list((uri / "parts").iterdir())) == 2  # r1's and r2's batch; r0's was stale
     assert json.loads((uri / "manifest.json").read_text())["eras"] == ["e0", "e1", "e2"]
     assert not list(uri.rglob("*.tmp"))
 
@@ -504,13 +523,20 @@ def test_run_through_a_file_uri(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
     assert first.returncode == 0, first.stderr
     assert f"{uri}/features.parquet" in first.stdout and f"report: {uri}/runs/" in first.stdout
     out = tmp_path / "out"
-    expected = (tmp_path / "plain" / "out" / "features.parquet").read_bytes()
-    assert (out / "features.parquet").read_bytes() == expected
+
+    def same_file_but_run_id(file: Path, expected: Path) -> None:
+        got, want = pq.read_table(file), pq.read_table(expected)
+        assert pl.from_arrow(got).equals(pl.from_arrow(want))  # values, NaN, order
+        meta, want_meta = dict(got.schema.metadata), dict(want.schema.metadata)
+        assert meta.pop(b"streamfx.run_id") != want_meta.pop(b"streamfx.run_id")
+        assert meta == want_meta  # fingerprint, version, pipeline, feature settings
+
+    same_file_but_run_id(out / "features.parquet", tmp_path / "plain" / "out" / "features.parquet")
     eras = pl.read_parquet(out / "features.parquet").height
     again = streamfx_cli("run", str(path), dsn=pg_dsn)  # resumes through the URI
     assert again.returncode == 0, again.stderr
     assert f"{eras} already done" in again.stdout
-    assert (out / "features.parquet").read_bytes() == expected
+    same_file_but_run_id(out / "features.parquet", tmp_path / "plain" / "out" / "features.parquet")
     assert len(list((out / "runs").glob("*.json"))) == 2
 
     bad = write_pipeline(tmp_path / "bad.yaml", sinks__parquet__path="nosuch://x")

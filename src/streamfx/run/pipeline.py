@@ -123,22 +123,23 @@ def plan_pipeline(
         conn.close()
 
 
-def feature_fingerprint(config: PipelineConfig, classifier: Classifier) -> str:
-    """A hash of everything that decides an era's features: readings, sensor classes (YAML and
-    profile rules), extractor settings and the streamfx version. Executor and sink settings are
-    left out: changing worker counts must not recompute anything."""
-    blob = json.dumps(
-        {
-            "version": __version__,
-            "readings": config.source.readings.model_dump(mode="json"),
-            "schema": config.source.schema_,
-            "classify": config.stages.classify.model_dump(mode="json"),
-            "rules": [repr(rule) for rule in classifier.rules],
-            "extract": config.stages.extract.model_dump(mode="json", exclude={"n_jobs"}),
-        },
-        sort_keys=True,
-        default=str,
-    )
+def feature_settings(config: PipelineConfig, classifier: Classifier) -> dict[str, Any]:
+    """Everything that decides an era's features: readings, sensor classes (YAML and profile
+    rules), extractor settings and the streamfx version. Executor and sink settings are left
+    out: changing worker counts must not recompute anything."""
+    return {
+        "version": __version__,
+        "readings": config.source.readings.model_dump(mode="json"),
+        "schema": config.source.schema_,
+        "classify": config.stages.classify.model_dump(mode="json"),
+        "rules": [repr(rule) for rule in classifier.rules],
+        "extract": config.stages.extract.model_dump(mode="json", exclude={"n_jobs"}),
+    }
+
+
+def feature_fingerprint(settings: dict[str, Any]) -> str:
+    """A short hash of :func:`feature_settings`: what resume compares."""
+    blob = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -220,8 +221,11 @@ def prepare(
     try:
         eras = select_eras(source.list_eras(), era_ids, limit)
         classifier = check_stages(config)
-        fingerprint = feature_fingerprint(config, classifier)
-        context = SinkContext(config.name, run_id, dsn, fingerprint, config.executor.reconnect)
+        settings = feature_settings(config, classifier)
+        fingerprint = feature_fingerprint(settings)
+        context = SinkContext(
+            config.name, run_id, dsn, fingerprint, config.executor.reconnect, settings
+        )
         sinks = build_sinks(config, context)
         done = set() if force else already_done(sinks)
         executor = make_executor(config, dsn)

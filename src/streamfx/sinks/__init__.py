@@ -11,7 +11,7 @@ status, the run report), which the run checks with ``isinstance``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +90,8 @@ class SinkContext:
     dsn: str  # the source database (for sinks that write next to it)
     fingerprint: str = ""  # of the feature settings: what resume compares
     reconnect: RetryConfig | None = None  # how a sink reopens a lost database connection
+    #: what the fingerprint is a hash of (readings, sensor classes, extractor settings)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ def create(options: ParquetSinkConfig, context: SinkContext) -> ParquetSink:
         run_id=context.run_id,
         variance_threshold=selection.variance_threshold if selection else None,
         fingerprint=context.fingerprint,
+        settings=context.settings,
     )
 
 

@@ -6,8 +6,10 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -17,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ...database import redact
 from ...errors import StreamfxError
+from ...extract.wide import scatter
 from ...model import EraResult
 from ...version import __version__
 from .files import Location, put
@@ -25,7 +28,10 @@ FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
 PARTS_DIR = "parts"
 FINGERPRINT_KEY = "streamfx.fingerprint"
-ERA_KEY = "streamfx.era_id"
+ERAS_KEY = "streamfx.eras"  # a part's eras and their columns, as JSON
+#: Eras composed into features.parquet at a time (one row group each): memory holds this
+#: many eras' values, whatever the number of eras in the run.
+CHUNK_ERAS = 128
 
 #: The per-era columns that come first in every part and in the final table.
 ERA_SCHEMA: dict[str, pl.DataType] = {
@@ -54,26 +60,14 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc)
 
 
-def _write_parquet(
-    frame: pl.DataFrame,
-    file: pa.NativeFile,
-    metadata: dict[str, str] | None = None,
-    *,
-    wide: bool = False,
-) -> None:
-    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema.
-
-    ``wide``: thousands of float columns; dictionaries and statistics only for the era columns
-    (where readers filter), which halves the write time and the file size.
-    """
+def _write_parquet(frame: pl.DataFrame, file: pa.NativeFile, metadata: dict[str, str]) -> None:
+    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema."""
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     schema = pa.schema(
         [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
         metadata=metadata,
     )
-    era_columns = [c for c in ERA_SCHEMA if c in table.column_names]
-    options = {"use_dictionary": era_columns, "write_statistics": era_columns} if wide else {}
-    pq.write_table(table.cast(schema), file, compression="zstd", **options)
+    pq.write_table(table.cast(schema), file, compression="zstd")
 
 
 def era_part(result: EraResult) -> pl.DataFrame:
@@ -110,31 +104,32 @@ def era_part(result: EraResult) -> pl.DataFrame:
 PART_VALUES = {"name": pl.String(), "value": pl.Float64()}
 
 
-def _pivot(values: pl.DataFrame, era_ids: pl.Series) -> pl.DataFrame:
-    """Long (era_id, name, value) -> one row per ``era_ids`` entry, one column per name (sorted).
+def _wide_chunk(values: pl.DataFrame, eras: pl.DataFrame, names: list[str]) -> pa.Table:
+    """Long (era_id, name, value) -> one row per era of ``eras`` (its columns first, in its
+    order), one float64 column per name of ``names``. Null marks a feature the era does not
+    have (its sensor had no readings); NaN stays NaN (an undefined feature)."""
+    matrix, valid = scatter(values, "era_id", eras["era_id"], pl.Series(names, dtype=pl.String))
+    head = eras.to_arrow(compat_level=pl.CompatLevel.oldest())
+    columns = [pa.array(matrix[:, j], mask=~valid[:, j]) for j in range(len(names))]
+    return pa.Table.from_arrays([*head.columns, *columns], names=[*head.column_names, *names])
 
-    A dense eras x names matrix filled by index: polars' generic pivot takes seconds for the
-    thousands of columns a feature table has, this takes milliseconds. Null marks a feature
-    the era does not have (its sensor had no readings); NaN stays NaN (undefined feature).
-    """
-    names = values["name"].unique().sort()
-    rows = values.join(
-        pl.DataFrame({"era_id": era_ids, "row": pl.int_range(era_ids.len(), eager=True)}),
-        on="era_id",
-    ).join(pl.DataFrame({"name": names, "col": pl.int_range(names.len(), eager=True)}), on="name")
-    matrix = np.full((era_ids.len(), names.len()), np.nan)
-    valid = np.zeros(matrix.shape, dtype=bool)
-    row, col = rows["row"].to_numpy(), rows["col"].to_numpy()
-    matrix[row, col] = rows["value"].fill_null(np.nan).to_numpy()
-    valid[row, col] = rows["value"].is_not_null().to_numpy()
-    columns = [pa.array(matrix[:, j], mask=~valid[:, j]) for j in range(names.len())]
-    wide = pl.from_arrow(pa.Table.from_arrays(columns, names=names.to_list()))
-    assert isinstance(wide, pl.DataFrame)
-    return wide
+
+@dataclass(frozen=True)
+class Part:
+    """A part file and what its metadata says: its eras' columns and its fingerprint."""
+
+    info: pafs.FileInfo
+    fingerprint: str
+    eras: list[list[Any]]  # [era_id, partition, start, end, readings], times as ISO strings
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.info.mtime_ns or 0, self.info.base_name)
 
 
 class ParquetSink:
-    """Writes ``parts/<era>.parquet`` per era; on close ``features.parquet`` + ``manifest.json``.
+    """Writes a ``parts/<run>-<n>.parquet`` per batch; on close ``features.parquet`` (composed
+    chunk by chunk, so memory holds a chunk of eras, never the run) + ``manifest.json``.
 
     ``path`` is a local folder or a URI (see :class:`Location`); every file goes through
     :func:`put`, so each is replaced whole.
@@ -150,6 +145,7 @@ class ParquetSink:
         run_id: str,
         variance_threshold: float | None = None,
         fingerprint: str = "",
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             self.location = Location(path)
@@ -164,95 +160,202 @@ class ParquetSink:
         self.pipeline = pipeline
         self.run_id = run_id
         self.variance_threshold = variance_threshold
+        self.settings = dict(settings or {})
         self.report_folder = path  # the run report goes to runs/ beside the features
-
-    def part_path(self, era_id: str) -> str:
-        return self.location.path(PARTS_DIR, f"{safe_name(era_id)}.parquet")
+        self.batches = 0
 
     def write(self, results: Sequence[EraResult]) -> int:
-        rows = [(result.era.id, era_part(result)) for result in results]
-        for era_id, frame in rows:
-            metadata = {FINGERPRINT_KEY: self.fingerprint, ERA_KEY: era_id}
-            put(
-                self.fs,
-                self.part_path(era_id),
-                lambda out, f=frame, m=metadata: _write_parquet(f, out, m),
-            )
-        return len(rows)
+        if not results:
+            return 0
+        frame = pl.concat([era_part(result) for result in results])
+        eras = [
+            [
+                r.era.id,
+                r.era.partition,
+                _utc(r.era.start).isoformat(),
+                _utc(r.era.end).isoformat(),
+                r.readings,
+            ]
+            for r in results
+        ]
+        metadata = {FINGERPRINT_KEY: self.fingerprint, ERAS_KEY: json.dumps(eras)}
+        self.batches += 1
+        path = self.location.path(
+            PARTS_DIR, f"{_UNSAFE.sub('_', self.run_id)}-{self.batches:06d}.parquet"
+        )
+        put(self.fs, path, lambda out: _write_parquet(frame, out, metadata))
+        return len(results)
 
-    def _parts(self) -> list[tuple[pafs.FileInfo, str, str]]:
-        """Each part file with its era_id and fingerprint, from its Parquet metadata (no data read)."""
+    def _parts(self) -> list[Part]:
+        """Every part file with what its Parquet metadata says (no data read)."""
         found = []
         selector = pafs.FileSelector(self.location.path(PARTS_DIR), allow_not_found=True)
         for info in self.fs.get_file_info(selector):
             if info.is_file and info.base_name.endswith(".parquet"):
                 meta = pq.read_schema(info.path, filesystem=self.fs).metadata or {}
-                era = meta.get(ERA_KEY.encode(), b"").decode()
-                found.append((info, era, meta.get(FINGERPRINT_KEY.encode(), b"").decode()))
+                eras = json.loads(meta.get(ERAS_KEY.encode(), b"[]"))
+                fingerprint = meta.get(FINGERPRINT_KEY.encode(), b"").decode()
+                found.append(Part(info, fingerprint, eras))
         return found
 
     def done_eras(self) -> set[str]:
-        """Eras whose part was written by a pipeline with the same feature fingerprint."""
-        return {era for _, era, fp in self._parts() if fp == self.fingerprint}
+        """Eras in parts written by a pipeline with the same feature fingerprint."""
+        return {
+            era[0]
+            for part in self._parts()
+            if part.fingerprint == self.fingerprint
+            for era in part.eras
+        }
 
-    def _read(self, path: str) -> pl.DataFrame:
-        with self.fs.open_input_file(path) as file:
+    def _read(self, part: Part) -> pl.DataFrame:
+        with self.fs.open_input_file(part.info.path) as file:
             return pl.read_parquet(file)
 
-    def _compose(self) -> pl.DataFrame:
-        """All current parts; parts of an earlier, different configuration are removed."""
-        files = []
-        for info, _, fingerprint in self._parts():
-            if fingerprint == self.fingerprint:
-                files.append(info)
+    def _current(self) -> tuple[pl.DataFrame, dict[str, Part]]:
+        """The eras to compose (era columns, sorted by partition, start, era_id) and the part
+        holding each one's newest rows. Parts of another configuration are removed, and so
+        are parts whose every era was written again since."""
+        newest: dict[str, Part] = {}
+        current = []
+        for part in self._parts():
+            if part.fingerprint != self.fingerprint:
+                self.fs.delete_file(part.info.path)  # stale: other features, sensors or profiles
             else:
-                self.fs.delete_file(info.path)  # stale: other features, sensors or profiles
-        files.sort(key=lambda info: (info.mtime_ns, info.base_name))
-        if not files:
-            return pl.DataFrame(schema=ERA_SCHEMA)
-        long = pl.concat([self._read(info.path) for info in files], how="vertical_relaxed")
-        # Parts are unique per era_id by name; keep the newest should two ever collide.
-        eras = long.select(*ERA_SCHEMA).unique(subset="era_id", keep="last", maintain_order=True)
-        values = long.filter(pl.col("name").is_not_null()).unique(
-            subset=["era_id", "name"], keep="last", maintain_order=True
+                current.append(part)
+        current.sort(key=lambda part: part.order)
+        rows: dict[str, list[Any]] = {}
+        for part in current:  # oldest first: a later part of an era wins
+            for era in part.eras:
+                newest[era[0]] = part
+                rows[era[0]] = era
+        for part in current:
+            if all(newest[era[0]] is not part for era in part.eras):
+                self.fs.delete_file(part.info.path)  # every era in it was written again since
+        eras = (
+            pl.DataFrame(
+                list(rows.values()),
+                schema=["era_id", "partition", "start", "end", "readings"],
+                orient="row",
+            ).with_columns(
+                pl.col("era_id").cast(pl.String),
+                pl.col("partition").cast(pl.String),
+                pl.col("start").str.to_datetime(time_unit="us", time_zone="UTC"),
+                pl.col("end").str.to_datetime(time_unit="us", time_zone="UTC"),
+                pl.col("readings").cast(pl.Int64),
+            )
+            if rows
+            else pl.DataFrame(schema=ERA_SCHEMA)
         )
-        eras = eras.select(*(pl.col(c).cast(t) for c, t in ERA_SCHEMA.items()))
-        wide = _pivot(values, eras["era_id"])
-        table = pl.concat([eras, wide], how="horizontal") if wide.width else eras
-        return table.sort(["partition", "start", "era_id"], nulls_last=False)
+        return eras.sort(["partition", "start", "era_id"], nulls_last=False), newest
 
-    def _select(self, table: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-        """Drop feature columns whose variance across eras is <= threshold or that hold no value."""
-        features = [c for c in table.columns if c not in ERA_SCHEMA]
-        if self.variance_threshold is None or not features:
-            return table, []
-        stats = table.select(
-            *(pl.col(c).fill_nan(None).var(ddof=0).alias(c) for c in features)
-        ).row(0, named=True)
-        # var is None when a column has no non-null, non-NaN value; NaN (from ±inf) is kept.
-        dropped = [c for c in features if stats[c] is None or stats[c] <= self.variance_threshold]
-        return table.drop(dropped), dropped
+    def _chunks(
+        self, eras: pl.DataFrame, newest: dict[str, Part]
+    ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """(eras, their long values) for CHUNK_ERAS eras at a time, in the final row order."""
+        parts = {part.info.path: part for part in newest.values()}
+        for start in range(0, eras.height, CHUNK_ERAS):
+            chunk = eras.slice(start, CHUNK_ERAS)
+            wanted: dict[str, list[str]] = {}
+            for era_id in chunk["era_id"].to_list():
+                wanted.setdefault(newest[era_id].info.path, []).append(era_id)
+            values = pl.concat(
+                [
+                    self._read(parts[path])
+                    .filter(pl.col("era_id").is_in(ids) & pl.col("name").is_not_null())
+                    .select("era_id", "name", "value")
+                    for path, ids in wanted.items()
+                ]
+            )
+            yield chunk, values
+
+    def _names(self, newest: dict[str, Part]) -> list[str]:
+        """Every feature name of the current parts, sorted (only their name column is read)."""
+        names: set[str] = set()
+        for part in {p.info.path: p for p in newest.values()}.values():
+            with self.fs.open_input_file(part.info.path) as file:
+                column = pq.read_table(file, columns=["name"], read_dictionary=["name"])["name"]
+            for chunk in column.chunks:
+                names.update(n for n in chunk.dictionary.to_pylist() if n is not None)
+        return sorted(names)
+
+    def _dropped(self, eras: pl.DataFrame, newest: dict[str, Part], names: list[str]) -> list[str]:
+        """Feature columns whose variance across eras is <= threshold or that hold no value
+        (population variance, ignoring null and NaN; merged chunk by chunk)."""
+        if self.variance_threshold is None or not names:
+            return []
+        count = np.zeros(len(names))
+        mean = np.zeros(len(names))
+        m2 = np.zeros(len(names))
+        for chunk, values in self._chunks(eras, newest):
+            matrix, valid = scatter(
+                values, "era_id", chunk["era_id"], pl.Series(names, dtype=pl.String)
+            )
+            present = valid & ~np.isnan(matrix)  # NaN (an undefined feature) is no value
+            n = present.sum(axis=0)
+            x = np.where(present, matrix, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                chunk_mean = np.where(n > 0, x.sum(axis=0) / n, 0.0)
+                chunk_m2 = (np.where(present, matrix - chunk_mean, 0.0) ** 2).sum(axis=0)
+                total = count + n
+                delta = chunk_mean - mean
+                mean = np.where(total > 0, mean + delta * n / np.maximum(total, 1), 0.0)
+                m2 = m2 + chunk_m2 + delta**2 * count * n / np.maximum(total, 1)
+            count = total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = m2 / count
+        return [
+            name
+            for name, n, var in zip(names, count, variance, strict=True)
+            if n == 0 or var <= self.variance_threshold
+        ]
 
     def close(self) -> str:
-        table, dropped = self._select(self._compose())
-        put(
-            self.fs,
-            self.location.path(FEATURES_FILE),
-            lambda out: _write_parquet(table, out, wide=True),
-        )
-        features = table.width - len(ERA_SCHEMA)
+        eras, newest = self._current()
+        names = self._names(newest)
+        dropped = self._dropped(eras, newest, names)
+        kept = [name for name in names if name not in set(dropped)]
+        schema = _wide_schema(kept, self._file_metadata())
+
+        def write(out: pa.NativeFile) -> None:
+            options = {"use_dictionary": list(ERA_SCHEMA), "write_statistics": list(ERA_SCHEMA)}
+            with pq.ParquetWriter(out, schema, compression="zstd", **options) as writer:
+                for chunk, values in self._chunks(eras, newest):
+                    writer.write_table(_wide_chunk(values, chunk, kept).cast(schema))
+
+        put(self.fs, self.location.path(FEATURES_FILE), write)
         manifest = {
             "pipeline": self.pipeline,
             "run_id": self.run_id,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "streamfx_version": __version__,
+            "fingerprint": self.fingerprint,
             "file": FEATURES_FILE,
-            "rows": table.height,
-            "features": features,
-            "eras": table["era_id"].to_list(),
+            "rows": eras.height,
+            "features": len(kept),
+            "eras": eras["era_id"].to_list(),
             "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
+            "settings": self.settings,
         }
-        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
         put(self.fs, self.location.path(MANIFEST_FILE), lambda out: out.write(text.encode()))
         target = self.location.show(FEATURES_FILE)
-        return f"parquet: {target} ({table.height:,} eras {TIMES} {features:,} features)"
+        return f"parquet: {target} ({eras.height:,} eras {TIMES} {len(kept):,} features)"
+
+    def _file_metadata(self) -> dict[str, str]:
+        """What features.parquet says of itself: run, fingerprint, version, feature settings."""
+        return {
+            "streamfx.pipeline": self.pipeline,
+            "streamfx.run_id": self.run_id,
+            "streamfx.fingerprint": self.fingerprint,
+            "streamfx.version": __version__,
+            "streamfx.settings": json.dumps(self.settings, sort_keys=True, default=str),
+        }
+
+
+def _wide_schema(names: list[str], metadata: dict[str, str]) -> pa.Schema:
+    """The era columns (plain Arrow types every reader shares), then one float64 per name."""
+    era = pl.DataFrame(schema=ERA_SCHEMA).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+    fields = [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in era]
+    return pa.schema(
+        [*fields, *(pa.field(name, pa.float64()) for name in names)], metadata=metadata
+    )
