@@ -11,7 +11,8 @@ windows of STEP (``every:``): 120 days daily is 240 eras, 2-hourly 2,880, hourly
 hourly 17,520. While it runs, the process tree (the CLI and its workers; the database server is
 not part of it) is sampled every 0.1 s. For each run the table gives:
 
-- wall seconds and the run's own breakdown (the run report's ``timings_s``);
+- wall seconds and the run's own breakdown (the run report's ``timings_s``, its steps one
+  after the other, then ``writes_s``, the sinks' writer alongside extraction);
 - peak RSS of the tree, of the CLI process and of the largest worker;
 - the PostgreSQL tables' bytes (table + TOAST + indexes) beside features.parquet's, and the
   values per second the PostgreSQL sink wrote (values / its write seconds);
@@ -215,10 +216,11 @@ def table(runs: Sequence[Run]) -> str:
     rows = []
     for r in runs:
         eras = r.report["eras"]
-        timings = r.report["timings_s"]
+        timings, writes = r.report["timings_s"], r.report["writes_s"]
         values = r.report["rows_written"].get("postgres", 0)
-        write = timings.get("write postgres", 0.0)
+        write = writes.get("write postgres", 0.0)
         breakdown = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if v >= 0.05)
+        breakdown += "; alongside: " + ", ".join(f"{k} {v:.1f}" for k, v in writes.items())
         rows.append(
             [
                 f"{r.days} days every {r.step}",
@@ -257,7 +259,7 @@ def verdicts(runs: Sequence[Run]) -> list[str]:
     )
     for r in runs:
         values = r.report["rows_written"].get("postgres", 0)
-        write = r.report["timings_s"].get("write postgres", 0.0)
+        write = r.report["writes_s"].get("write postgres", 0.0)
         rate = values / write if write else 0.0
         size = r.postgres_bytes / r.parquet_bytes
         lines.append(

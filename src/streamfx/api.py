@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -25,6 +26,7 @@ from .errors import StreamfxError
 from .extract.era_features import extract_all
 from .extract.feature_sets import FCParameters, feature_set
 from .extract.plugin_calculators import check_calculators
+from .extract.wide import scatter
 from .model import READINGS_SCHEMA
 from .plugins.manager import get_extractor
 
@@ -88,8 +90,8 @@ def extract_features(
         .cast(READINGS_SCHEMA)
     )
     features = extract_all(extractor, readings, fc_parameters, n_jobs=n_jobs)
-    wide, names = _to_wide(features, ids, kinds, fc_parameters)
-    return output(wide.rename({_ID: column_id}), column_id, names)
+    present, matrix, names = _to_wide(features, ids, kinds, fc_parameters)
+    return output(present.rename(column_id), matrix, names)
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -293,12 +295,13 @@ def _to_wide(
     ids: pl.DataFrame,
     kinds: Sequence[str],
     fc_parameters: Mapping[str, Mapping[Any, Any]],
-) -> tuple[pl.DataFrame, list[str]]:
-    """One row per id (column _ID, original type, sorted), then the feature columns in order."""
+) -> tuple[pl.Series, np.ndarray, list[str]]:
+    """The ids that got features (original type, sorted) and their features in tsfresh's
+    column order: a float64 matrix (NaN where an id lacks a feature) and its column names."""
     long = pl.from_arrow(features)
     assert isinstance(long, pl.DataFrame)
     if long.height == 0:
-        return ids.select(_ID).clear(), []
+        return ids.get_column(_ID).clear(), np.empty((0, 0)), []
     long = long.with_columns(
         (pl.col("sensor") + "__" + pl.col("feature")).alias("name"),
     )
@@ -326,39 +329,45 @@ def _to_wide(
         .get_column("name")
         .to_list()
     )
-    wide = long.pivot(on="name", on_columns=names, index=_ERA, values="value")
-    wide = (
-        ids.join(wide, on=_ERA, how="inner")
-        .sort(_ID, maintain_order=True)
-        .select(_ID, pl.col(names).cast(pl.Float64).fill_null(float("nan")))
-    )
-    return wide, names
+    # the ids that got features, in id order; a feature an id lacks is NaN, as in tsfresh
+    present = ids.filter(pl.col(_ERA).is_in(long.get_column(_ERA).unique().implode()))
+    matrix, _ = scatter(long, _ERA, present.get_column(_ERA), pl.Series(names, dtype=pl.String))
+    return present.get_column(_ID), matrix, names
 
 
-def _polars_output(wide: pl.DataFrame, column_id: str, names: list[str]) -> pl.DataFrame:
+def _arrow_table(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pa.Table:
+    """The id column, then one float64 column per feature (each column copied once)."""
+    columns = np.asfortranarray(matrix)
+    arrays = [ids.to_arrow(), *(pa.array(columns[:, j]) for j in range(len(names)))]
+    return pa.Table.from_arrays(arrays, names=[ids.name, *names])
+
+
+def _polars_output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pl.DataFrame:
+    wide = pl.from_arrow(_arrow_table(ids, matrix, names))
+    assert isinstance(wide, pl.DataFrame)
     return wide
 
 
 def _arrow_output(schema: pa.Schema):
-    def output(wide: pl.DataFrame, column_id: str, names: list[str]) -> pa.Table:
-        table = wide.to_arrow()
-        field = schema.field(column_id)
+    def output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pa.Table:
+        table = _arrow_table(ids, matrix, names)
+        field = schema.field(ids.name)
         try:
-            ids = table.column(0).cast(field.type)
+            column = table.column(0).cast(field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return table
-        return table.set_column(0, pa.field(column_id, field.type), ids)
+        return table.set_column(0, pa.field(ids.name, field.type), column)
 
     return output
 
 
 def _pandas_output(dtypes: Any):
-    def output(wide: pl.DataFrame, column_id: str, names: list[str]) -> Any:
+    def output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> Any:
         import pandas as pd
 
-        index = pd.Index(wide.get_column(column_id).to_pandas()).astype(dtypes[column_id])
+        index = pd.Index(ids.to_pandas()).astype(dtypes[ids.name])
         index.name = None  # as tsfresh
-        values = wide.select(names).to_numpy() if names else None
+        values = matrix if names else None
         result = pd.DataFrame(values, index=index, columns=pd.Index(names), dtype=float)
         return result.sort_index()
 

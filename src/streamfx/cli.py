@@ -223,11 +223,10 @@ def _print_summary(summary: Any) -> None:
     table.add_row("features", f"{summary.features:,}")
     for sink, rows in summary.rows_written.items():
         table.add_row(f"rows written ({sink})", f"{rows:,}")
-    timings = sorted(summary.timings.items(), key=lambda kv: kv[0] != "plan" and kv[0] != "extract")
-    parts = ", ".join(f"{k} {v:.1f}" for k, v in timings if v >= 0.05)
-    table.add_row(
-        "time", f"{summary.seconds:.1f} s ({parts})" if parts else f"{summary.seconds:.1f} s"
-    )
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in summary.timings.items() if v >= 0.05)
+    writes = ", ".join(f"{k} {v:.1f}" for k, v in summary.writes.items() if v >= 0.05)
+    time_row = f"{summary.seconds:.1f} s" + (f" ({steps})" if steps else "")
+    table.add_row("time", time_row + (f"; alongside: {writes}" if writes else ""))
     for line in summary.outputs:
         table.add_row("output", escape(line))
     out.print(table)

@@ -152,17 +152,21 @@ class RunSummary:
     seconds: float = 0.0
     worker_restarts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # where the run's time went, s
+    writes: dict[str, float] = field(default_factory=dict)  # the sinks' writer, alongside, s
     worker_nodes: dict[str, str | None] = field(default_factory=dict)
     ended: str = "completed"  # completed | interrupted | aborted: <why>
 
     @contextlib.contextmanager
-    def timed(self, key: str) -> Iterator[None]:
-        """Add the time the block takes to ``timings[key]``."""
+    def timed(self, key: str, *, alongside: bool = False) -> Iterator[None]:
+        """Add the time the block takes to ``timings[key]``: the run's steps one after the
+        other, together at most the run's time; ``alongside``: to ``writes[key]``, the sinks'
+        writer thread, which runs while the workers extract."""
+        table = self.writes if alongside else self.timings
         begin = time.perf_counter()
         try:
             yield
         finally:
-            self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - begin
+            table[key] = table.get(key, 0.0) + time.perf_counter() - begin
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records.values())

@@ -6,7 +6,7 @@ windows (``rolling``). ``calculators/`` holds streamfx's own kernels, ``feature_
 tsfresh feature sets by name, ``series`` the layout of readings as equal-length buckets.
 """
 
-from .extractor import Costed, Device, Extractor, FeatureCalculator, MemoryBounded
+from .extractor import Costed, Device, Extractor, FeatureCalculator, MemoryBounded, Warmable
 from .feature_sets import FEATURE_SET_NAMES, FCParameters, feature_set
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "FCParameters",
     "FeatureCalculator",
     "MemoryBounded",
+    "Warmable",
     "feature_set",
 ]

@@ -64,6 +64,14 @@ class MemoryBounded(Protocol):
 
 
 @runtime_checkable
+class Warmable(Protocol):
+    """An extractor with kernels to compile (or load from a cache) once per run, before the
+    workers start, so that they do not each compile them (see ``extract.warmup``)."""
+
+    def warm_up(self) -> None: ...
+
+
+@runtime_checkable
 class Costed(Protocol):
     """An extractor that states its costs; others are balanced with the native kernels' (only
     the ratios between eras matter for packing)."""

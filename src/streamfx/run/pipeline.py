@@ -6,7 +6,8 @@
 - **plan**: analyse every era in one query, route each, pack each lane's eras onto its workers
   (``classify.plan``);
 - **execute**: the executor runs the workers; every finished era goes to the sinks in batches,
-  every change of an era's state to the sinks that keep a status;
+  every change of an era's state to the sinks that keep a status, both through the sinks'
+  writer thread (``run.writer``), so writing overlaps with extraction;
 - **finish**: close the sinks, then write the run report (``run.report``).
 """
 
@@ -26,17 +27,20 @@ from ..classify.classifier import Classifier
 from ..classify.plan import Plan, make_plan
 from ..config import PipelineConfig, sink_options
 from ..errors import StreamfxError
+from ..extract.extractor import Warmable
 from ..extract.feature_sets import TSFRESH_CALCULATORS
 from ..extract.plugin_calculators import check_calculators
+from ..extract.warmup import KernelWarmup
 from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary
 from ..plugins.manager import extractors, feature_calculators, get_extractor, sink_plugins
-from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, StatusSink
+from ..sinks import EraStatus, ResumableSink, Sink, SinkContext
 from ..source.open import open_source
 from ..source.postgres import Source
 from ..version import __version__
 from .report import write_report
 from .supervisor import Executor
 from .worker import Started
+from .writer import SinkWriter
 
 Notify = Callable[[str], None]
 
@@ -186,13 +190,6 @@ def _start_sink(name: str, create: Any, options: Any, context: SinkContext) -> S
     return sink
 
 
-def record_status(sinks: Sequence[Sink], entries: Sequence[EraStatus]) -> None:
-    """Tell the sinks that keep a status table; the features, not the status, are what count."""
-    for sink in sinks:
-        if isinstance(sink, StatusSink) and entries:
-            sink.record_status(entries)
-
-
 @dataclass
 class Prepared:
     """What the run starts from: eras to do, eras already done, the plan, sinks and executor."""
@@ -203,6 +200,7 @@ class Prepared:
     sinks: list[Sink]
     executor: Executor
     dsn: str
+    warmup: KernelWarmup | None  # the extractor's kernels, compiled while preparing
 
 
 def prepare(
@@ -216,6 +214,8 @@ def prepare(
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    extractor = extractors().get(config.stages.extract.extractor)  # unknown: checked below
+    warmup = KernelWarmup(extractor.warm_up, notify) if isinstance(extractor, Warmable) else None
     dsn, conn, source = open_source(config.source, notify)
     sinks: list[Sink] = []
     try:
@@ -239,7 +239,7 @@ def prepare(
         conn.close()
     summary = RunSummary(run_id, config.name, fingerprint, now, plan)
     summary.timings["plan"] = time.perf_counter() - started
-    return Prepared(summary, eras, done, sinks, executor, dsn)
+    return Prepared(summary, eras, done, sinks, executor, dsn, warmup)
 
 
 def announce(prepared: Prepared, notify: Notify) -> None:
@@ -273,80 +273,54 @@ def start_records(prepared: Prepared) -> None:
         )
 
 
-class Batches:
-    """Finished eras waiting for the sinks, written ``batch_eras`` at a time."""
-
-    def __init__(self, sinks: Sequence[Sink], summary: RunSummary, size: int) -> None:
-        self.sinks = sinks
-        self.summary = summary
-        self.size = size
-        self.waiting: list[EraResult] = []
-
-    def add(self, result: EraResult) -> None:
-        self.waiting.append(result)
-        if len(self.waiting) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        for sink in self.sinks:
-            with self.summary.timed(f"write {sink.name}"):
-                written = sink.write(self.waiting)
-            rows = self.summary.rows_written
-            rows[sink.name] = rows.get(sink.name, 0) + written
-        self.waiting.clear()
-
-
 def execute(
     config: PipelineConfig,
     prepared: Prepared,
     notify: Notify,
     on_era: Callable[[Era, str], None],
 ) -> None:
-    """Run the plan's workers; hand finished eras to the sinks and era states to the status."""
-    summary, sinks = prepared.summary, prepared.sinks
-    batches = Batches(sinks, summary, config.executor.batch_eras)
-    pending = [EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane]
-    with summary.timed("era status"):
-        record_status(sinks, pending)
-
-    def own_time() -> float:  # what the runner itself spends writing, apart from the workers
-        return sum(v for k, v in summary.timings.items() if k.startswith(("write ", "era status")))
-
-    extracting, own_before = time.perf_counter(), own_time()
+    """Run the plan's workers; hand finished eras and era states to the sinks' writer."""
+    summary = prepared.summary
+    if prepared.warmup is not None:  # the workers load the kernels it compiled
+        with summary.timed("compile kernels"):
+            prepared.warmup.wait()
+    writer = SinkWriter(prepared.sinks, summary, config.executor.batch_eras)
+    writer.status([EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane])
+    extracting = time.perf_counter()
     try:
         for event in prepared.executor.run(summary.plan.workers):
             if isinstance(event, Started):
-                with summary.timed("era status"):
-                    mark_started(summary, event, sinks, notify)
+                mark_started(summary, event, writer, notify)
                 continue
             record = summary.records[event.era.id]
             record.seconds, record.attempts = event.seconds, event.attempts
             if isinstance(event, EraFailure):
                 record.status, record.error = "failed", event.error
                 notify(f"era {event.era.id} failed after {event.attempts} tries: {event.error}")
-                failed = EraStatus(
-                    event.era.id, "failed", event.attempts, event.worker, event.error
+                writer.status(
+                    [EraStatus(event.era.id, "failed", event.attempts, event.worker, event.error)]
                 )
-                with summary.timed("era status"):
-                    record_status(sinks, [failed])
             elif event.empty:
                 record.status = "skipped"
             else:
                 record_done(record, event, notify)
-                batches.add(event)
+                writer.add(event)
             on_era(event.era, record.status)
-        if batches.waiting:
-            batches.flush()
-        # waiting on the workers: the loop, less what the runner wrote meanwhile
-        summary.timings["extract"] = time.perf_counter() - extracting - (own_time() - own_before)
+        writer.flush()
+        # waiting on the workers: the loop, less the time it waited for the writer
+        summary.timings["extract"] = time.perf_counter() - extracting - writer.blocked_s
+        with summary.timed("write (after extraction)"):
+            writer.close()
     except Exception as exc:
         summary.ended = f"aborted: {exc}"
+        writer.stop()  # what was handed over is written whole; nothing more
         raise
     except BaseException:  # Ctrl-C, SIGTERM: keep what is finished, the rest reruns
         summary.ended = "interrupted"
-        if batches.waiting:
-            notify(f"writing {len(batches.waiting)} finished eras before stopping")
-            batches.flush()
+        if writer.waiting:
+            notify(f"writing {len(writer.waiting)} finished eras before stopping")
+            writer.flush()
+        writer.stop()
         raise
 
 
@@ -361,20 +335,19 @@ def record_done(record: EraRecord, result: EraResult, notify: Notify) -> None:
         notify(f"warning: {warning}")
 
 
-def mark_started(
-    summary: RunSummary, event: Started, sinks: Sequence[Sink], notify: Notify
-) -> None:
+def mark_started(summary: RunSummary, event: Started, writer: SinkWriter, notify: Notify) -> None:
     """A worker began a pass: mark its eras running (and say so when it is a retry)."""
     for era, attempt in zip(event.eras, event.attempts, strict=True):
         record = summary.records[era.id]
         record.attempts, record.worker = attempt, event.worker
         if event.retrying:
             notify(f"era {era.id}: try {attempt} on worker {event.worker} ({event.retrying})")
-    running = [
-        EraStatus(era.id, "running", attempt, event.worker)
-        for era, attempt in zip(event.eras, event.attempts, strict=True)
-    ]
-    record_status(sinks, running)
+    writer.status(
+        [
+            EraStatus(era.id, "running", attempt, event.worker)
+            for era, attempt in zip(event.eras, event.attempts, strict=True)
+        ]
+    )
 
 
 def finish(prepared: Prepared, started: float, notify: Notify) -> None:

@@ -66,6 +66,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "started_at": summary.started_at.isoformat(),
         "seconds": round(summary.seconds, 3),
         "timings_s": {k: round(v, 3) for k, v in summary.timings.items()},
+        "writes_s": {k: round(v, 3) for k, v in summary.writes.items()},
         "ended": summary.ended,
         "routing_policy": summary.plan.policy,
         "gpu_devices": summary.plan.gpu_devices,

@@ -27,6 +27,7 @@ from ..calculators import compute, one_blas_thread, split_settings, to_host
 from ..extractor import Costs, Device
 from ..feature_sets import FCParameters
 from ..series import buckets, series_layout
+from ..warmup import warm_up
 from .tsfresh import TsfreshExtractor
 
 #: Seconds per series (fixed, per reading) of the native kernels, by feature set, on one core
@@ -52,6 +53,10 @@ class NativeExtractor:
 
     def array_namespace(self) -> Any:
         return self.xp
+
+    def warm_up(self) -> None:
+        """Compile (or load) the numba kernels once, before the workers need them."""
+        warm_up(self)
 
     def to_device(self, values: np.ndarray) -> Any:
         """Host values -> the array module's memory (a no-op for NumPy)."""

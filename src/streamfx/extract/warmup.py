@@ -1,0 +1,74 @@
+"""Compile streamfx's numba kernels once, before the workers need them.
+
+numba keeps compiled kernels in an on-disk cache (``cache=True``), so each machine compiles them
+once. On a fresh install, though, the first run's workers would all compile them at the same
+time, each for several seconds, while they should be extracting. So the run compiles them
+itself, once, on a thread of its own process while it opens the source and plans; the workers
+start after it and load the kernels from the cache. When they are already compiled, the
+warm-up only loads them (a fraction of a second, overlapped with planning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ..model import READINGS_SCHEMA
+from .calculators import split_settings
+from .extractor import Extractor
+from .feature_sets import feature_set
+
+#: Seconds after which the terminal is told that the kernels are being compiled.
+NOTICE_AFTER_S = 1.0
+
+
+def warm_up(extractor: Extractor) -> None:
+    """Run every native calculator of the comprehensive set through ``extractor`` on a few
+    small synthetic series, which compiles (or loads from the cache) every numba kernel with
+    the types a run uses."""
+
+    rng = np.random.default_rng(0)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    eras, times, values = [], [], []
+    for era, length in (("a", 60), ("b", 60), ("c", 25)):  # two lengths: two buckets
+        eras += [era] * length
+        times += [start + dt.timedelta(minutes=5 * i) for i in range(length)]
+        values += list(np.cumsum(rng.standard_normal(length)))
+    readings = pa.table(
+        {"era_id": eras, "sensor": ["s"] * len(eras), "time": times, "value": values},
+        schema=READINGS_SCHEMA,
+    )
+    native, _, _ = split_settings(feature_set("comprehensive"))
+    extractor.extract(readings, {"s": native})
+
+
+class KernelWarmup:
+    """``job`` (an extractor's ``warm_up``) on a background thread; says so on the terminal
+    when it takes a while (it compiles)."""
+
+    def __init__(self, job: Callable[[], None], notify: Callable[[str], None]) -> None:
+        self._job = job
+        self._notice = threading.Timer(
+            NOTICE_AFTER_S,
+            notify,
+            ["compiling streamfx's kernels for this machine (once: later runs load them)"],
+        )
+        self._thread = threading.Thread(target=self._run, name="streamfx-warmup", daemon=True)
+        self._notice.start()
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with contextlib.suppress(Exception):  # the workers compile what is missing
+                self._job()
+        finally:
+            self._notice.cancel()
+
+    def wait(self) -> None:
+        """Until the kernels are compiled (call before starting the workers)."""
+        self._thread.join()
