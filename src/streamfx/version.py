@@ -1,3 +1,3 @@
 """The streamfx version, in a module of its own so any module can import it without a cycle."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..config import PipelineConfig
@@ -62,17 +62,20 @@ class Tracked:
 
     spec: WorkerSpec
     handle: Any  # the executor's own: a process and its pipe, a Ray task's stream
-    left: list[Era]  # in order
+    left: dict[Era, None]  # in order (a dict: each outcome is noted in constant time)
     in_flight: Started | None = None
     since: float = 0.0  # when the pass in flight started (monotonic, in the runner)
     began: bool = False  # it started at least one pass
+    flight_left: set[Era] = field(default_factory=set)  # eras of the pass still to come
 
     def note(self, event: Event) -> None:
         if isinstance(event, Started):
             self.in_flight, self.since, self.began = event, time.monotonic(), True
+            self.flight_left = {era for era in event.eras if era in self.left}
             return
-        self.left.remove(event.era)
-        if self.in_flight and all(e not in self.left for e in self.in_flight.eras):
+        self.left.pop(event.era)
+        self.flight_left.discard(event.era)
+        if self.in_flight and not self.flight_left:
             self.in_flight = None
 
 
@@ -110,7 +113,9 @@ class Supervisor:
         raise NotImplementedError
 
     def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
-        running = {w.name: Tracked(w, self._start(w), list(w.eras)) for w in workers if w.eras}
+        running = {
+            w.name: Tracked(w, self._start(w), dict.fromkeys(w.eras)) for w in workers if w.eras
+        }
         self.reports = {name: WorkerReport(name) for name in running}
         try:
             while running:
@@ -191,11 +196,12 @@ class Supervisor:
                 attempts[era.id] = tries - 1
                 retry.append(era)
             elif timed_out or tries >= self.retry.attempts:  # a hang would only hang again
-                worker.left.remove(era)
+                worker.left.pop(era)
                 yield EraFailure(era, f"worker {name} {reason}", 0.0, name, tries)
             else:
                 retry.append(era)
-        rest = [e for e in worker.left if e not in retry]
+        retried = set(retry)
+        rest = [e for e in worker.left if e not in retried]
         if not retry and not rest:
             return
         report.restarts += 1
@@ -206,4 +212,4 @@ class Supervisor:
             attempts=attempts,
             retrying=f"worker {name} {reason}",
         )
-        running[name] = Tracked(spec, self._start(spec), list(spec.eras))
+        running[name] = Tracked(spec, self._start(spec), dict.fromkeys(spec.eras))
