@@ -37,17 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common
 from bench_scaling import TreeSampler, create_and_seed
-from common import (
-    MIB,
-    add_output_options,
-    command_line,
-    machine,
-    markdown_table,
-    publish,
-    timestamp,
-    work_dir,
-)
+from common import MIB
 
 HEADING = "## Scale: eras per run, memory, sinks, against tsfresh (bench_scale.py)"
 DEFAULT_RUNS = "120:1d,120:2h,120:1h,365:1h"
@@ -179,16 +171,9 @@ def time_tsfresh(run: Run, pipeline: Path, dsn: str, every: int) -> None:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         started = time.perf_counter()
-        extract_features(
-            frame,
-            column_id="era_id",
-            column_sort="time",
-            column_kind="sensor",
-            column_value="value",
-            kind_to_fc_parameters=settings,
-            n_jobs=2,
-            disable_progressbar=True,
-        )
+        columns = {"column_id": "era_id", "column_sort": "time", "column_kind": "sensor"}
+        quiet = {"disable_progressbar": True, "n_jobs": 2}
+        extract_features(frame, **columns, **quiet, kind_to_fc_parameters=settings)
         seconds = time.perf_counter() - started
     run.tsfresh_eras = len(sample)
     run.tsfresh_s = seconds * len(done) / len(sample)
@@ -235,7 +220,7 @@ def table(runs: Sequence[Run]) -> str:
                 f"{r.tsfresh_s / r.wall_s:.1f}×" if r.tsfresh_s else "-",
             ]
         )
-    return markdown_table(header, rows)
+    return common.markdown_table(header, rows)
 
 
 def verdicts(runs: Sequence[Run]) -> list[str]:
@@ -279,13 +264,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tsfresh-every", type=int, default=20, help="time tsfresh on every N-th era (0: not)"
     )
-    add_output_options(parser, keep=True)
+    common.add_output_options(parser, keep=True)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    work = work_dir("streamfx-scale-", args.keep)
+    work = common.work_dir("streamfx-scale-", args.keep)
     from streamfx.database import start_embedded
 
     server = start_embedded(work / "pg")
@@ -307,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         [
             HEADING,
             "",
-            f"- Date: {timestamp()}",
-            f"- Machine: {machine()}",
-            f"- Command: `{command_line('bench_scale.py')}`",
+            f"- Date: {common.timestamp()}",
+            f"- Machine: {common.machine()}",
+            f"- Command: `{common.command_line('bench_scale.py')}`",
             "",
             table(runs),
             "",
@@ -319,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
         ]
     )
-    publish(text, HEADING, write=not args.no_write)
+    common.publish(text, HEADING, write=not args.no_write)
     return 0
 
 

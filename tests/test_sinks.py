@@ -19,7 +19,7 @@ import streamfx
 from streamfx.database import qualified
 from streamfx.errors import StreamfxError
 from streamfx.model import FEATURES_SCHEMA, Era, EraResult
-from streamfx.sinks import Sink
+from streamfx.sinks import Sink, SinkContext
 from streamfx.sinks.parquet import ERA_COLUMNS, ParquetSink, put, safe_name
 from streamfx.sinks.postgres import PostgresSink
 from streamfx.source.datasets.demo import DemoTables, seed_demo
@@ -55,6 +55,11 @@ def result(
     return EraResult(era=era, readings=readings, features=table)
 
 
+def run(run_id: str, fingerprint: str = "", *, reconnect=None) -> SinkContext:
+    """What a sink knows of the run it writes for (pipeline "p")."""
+    return SinkContext("p", run_id, "", fingerprint, reconnect)
+
+
 THREE = [
     result("e1", {("temp", "mean"): 1.0, ("temp", "max"): 3.0}, day=0),
     result("e2", {("temp", "mean"): 2.0, ("co2", "mean"): 400.0}, day=1),
@@ -66,7 +71,7 @@ THREE = [
 
 
 def test_parquet_union_of_columns_readable_everywhere(tmp_path: Path) -> None:
-    sink = ParquetSink(tmp_path / "out", pipeline="p", run_id="r1")
+    sink = ParquetSink(tmp_path / "out", run("r1"))
     assert isinstance(sink, Sink)
     assert sink.write(THREE) == 3
     summary = sink.close()
@@ -125,10 +130,10 @@ def test_parquet_union_of_columns_readable_everywhere(tmp_path: Path) -> None:
 
 def test_parquet_parts_accumulate_and_rewrites_replace(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = ParquetSink(out, pipeline="p", run_id="r1")
+    first = ParquetSink(out, run("r1"))
     first.write(THREE[:2])  # a partial run...
     first.close()
-    second = ParquetSink(out, pipeline="p", run_id="r2")  # ...then the next run
+    second = ParquetSink(out, run("r2"))  # ...then the next run
     second.write([THREE[2], result("e3", {("rh", "mean"): 70.0}, day=3)])
     second.write([result("e1", {("temp", "mean"): 9.0}, day=0, readings=7)])  # rewrite
     assert f"4 eras {TIMES} 4 features" in second.close()
@@ -144,7 +149,7 @@ def test_parquet_parts_accumulate_and_rewrites_replace(tmp_path: Path) -> None:
         "r2-000001.parquet",
         "r2-000002.parquet",
     ]
-    third = ParquetSink(out, pipeline="p", run_id="r3")
+    third = ParquetSink(out, run("r3"))
     third.write([result("e0", {("co2", "mean"): 1.0}, day=2, partition=None)])
     third.write([result("e3", {("rh", "mean"): 2.0}, day=3)])
     third.close()  # r2's first part holds only eras written again since: it goes
@@ -166,7 +171,7 @@ def test_parquet_awkward_era_ids(tmp_path: Path) -> None:
     names = {safe_name(i) for i in ids}
     assert len(names) == len(ids)
     assert all("/" not in n and len(n) < 100 for n in names)
-    sink = ParquetSink(tmp_path, pipeline="p", run_id="r")
+    sink = ParquetSink(tmp_path, run("r"))
     sink.write([result(i, {("s", "f"): float(n)}, day=n) for n, i in enumerate(ids)])
     sink.close()
     df = pl.read_parquet(tmp_path / "features.parquet")
@@ -193,7 +198,7 @@ def test_parquet_variance_selection(tmp_path: Path) -> None:
         )
         for i in range(3)
     ]
-    sink = ParquetSink(tmp_path, pipeline="p", run_id="r", variance_threshold=1e-4)
+    sink = ParquetSink(tmp_path, run("r"), variance_threshold=1e-4)
     sink.write(eras)
     assert f"3 eras {TIMES} 1 features" in sink.close()
     df = pl.read_parquet(tmp_path / "features.parquet")
@@ -209,7 +214,7 @@ def test_parquet_variance_selection(tmp_path: Path) -> None:
 
 
 def test_parquet_no_parts_and_empty_features(tmp_path: Path) -> None:
-    sink = ParquetSink(tmp_path / "none", pipeline="p", run_id="r")
+    sink = ParquetSink(tmp_path / "none", run("r"))
     assert f"0 eras {TIMES} 0 features" in sink.close()
     for frame in (
         pl.read_parquet(tmp_path / "none" / "features.parquet"),
@@ -217,7 +222,7 @@ def test_parquet_no_parts_and_empty_features(tmp_path: Path) -> None:
     ):
         assert frame.columns == ERA_COLUMNS and frame.height == 0
 
-    sink = ParquetSink(tmp_path / "one", pipeline="p", run_id="r")
+    sink = ParquetSink(tmp_path / "one", run("r"))
     assert sink.write([result("quiet", {})]) == 1
     sink.close()
     df = pl.read_parquet(tmp_path / "one" / "features.parquet")
@@ -242,7 +247,7 @@ def fetch(conn, table: str = "streamfx_features", schema: str = "public") -> pl.
 
 
 def test_postgres_creates_table_and_round_trips(pg_dsn: str, pg_conn) -> None:
-    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink = PostgresSink(pg_dsn, run("r1"))
     assert isinstance(sink, Sink)
     cols = {
         "era_id": "text",
@@ -282,12 +287,12 @@ def test_postgres_creates_table_and_round_trips(pg_dsn: str, pg_conn) -> None:
 
 
 def test_postgres_upsert_and_stale_rows(pg_dsn: str, pg_conn) -> None:
-    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink = PostgresSink(pg_dsn, run("r1"))
     sink.write(THREE)
     sink.close()
     before = fetch(pg_conn)
 
-    sink = PostgresSink(pg_dsn, run_id="r2")
+    sink = PostgresSink(pg_dsn, run("r2"))
     sink.write([result("e1", {("temp", "mean"): 11.0, ("temp", "max"): 33.0})])
     df = fetch(pg_conn)
     assert df.height == 6
@@ -303,7 +308,7 @@ def test_postgres_upsert_and_stale_rows(pg_dsn: str, pg_conn) -> None:
 
 
 def test_postgres_failed_batch_lands_nothing(pg_dsn: str, pg_conn) -> None:
-    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink = PostgresSink(pg_dsn, run("r1"))
     sink.write(THREE)
     before = fetch(pg_conn)
     bad = [
@@ -320,7 +325,7 @@ def test_postgres_failed_batch_lands_nothing(pg_dsn: str, pg_conn) -> None:
 
 
 def test_postgres_view_keeps_nan_and_missing_apart(pg_dsn: str, pg_conn) -> None:
-    sink = PostgresSink(pg_dsn, run_id="r1")
+    sink = PostgresSink(pg_dsn, run("r1"))
     sink.write(THREE)
     sink.close()
     with pg_conn.cursor() as cur:
@@ -360,14 +365,14 @@ def test_postgres_refuses_a_01_table_and_says_how_to_move_it(pg_dsn: str, pg_con
         )
     pg_conn.commit()
     with pytest.raises(StreamfxError) as refused:
-        PostgresSink(pg_dsn, run_id="r1")
+        PostgresSink(pg_dsn, run("r1"))
     message = str(refused.value)
     assert "public.streamfx_features is a features table of streamfx 0.1" in message
     assert 'ALTER TABLE "public"."streamfx_features" RENAME TO "streamfx_features_v01"' in message
     with pg_conn.cursor() as cur:
         cur.execute('ALTER TABLE "public"."streamfx_features" RENAME TO "streamfx_features_v01"')
     pg_conn.commit()
-    sink = PostgresSink(pg_dsn, run_id="r1", pipeline="p", fingerprint="f")
+    sink = PostgresSink(pg_dsn, run("r1", "f"))
     assert sink.done_eras() == set()  # e1's features are in the renamed table: recompute it
     sink.write(THREE[:1])
     assert sink.done_eras() == {"e1"}
@@ -381,12 +386,12 @@ def test_postgres_refuses_a_foreign_table_of_that_name(pg_dsn: str, pg_conn) -> 
         cur.execute("CREATE TABLE streamfx_features (id int)")
     pg_conn.commit()
     with pytest.raises(StreamfxError, match="exists and is not streamfx's features view"):
-        PostgresSink(pg_dsn, run_id="r1")
+        PostgresSink(pg_dsn, run("r1"))
 
 
 @pytest.mark.parametrize(("schema", "table"), [("public", 'we"ird'), ("my schema", "feat ures")])
 def test_postgres_quoted_identifiers(pg_dsn: str, pg_conn, schema: str, table: str) -> None:
-    sink = PostgresSink(pg_dsn, schema=schema, table=table, run_id="r")
+    sink = PostgresSink(pg_dsn, run("r"), schema=schema, table=table)
     sink.write(THREE[:1])
     sink.write(THREE[:1])
     assert sink.close() == f"postgres: {schema}.{table} (4 rows this run)"
@@ -407,7 +412,7 @@ def status_rows(pg_conn) -> dict[str, tuple]:
 def test_postgres_era_status_lifecycle(pg_dsn: str, pg_conn) -> None:
     from streamfx.sinks import EraStatus
 
-    sink = PostgresSink(pg_dsn, run_id="r1", pipeline="p", fingerprint="f1")
+    sink = PostgresSink(pg_dsn, run("r1", "f1"))
     sink.record_status([EraStatus("e0", "pending"), EraStatus("e1", "pending")])
     assert status_rows(pg_conn) == {
         "e0": ("pending", 0, None, None, "r1", False, False),
@@ -430,7 +435,7 @@ def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> 
     from streamfx.options import RetryConfig
 
     policy = RetryConfig(attempts=3, backoff=dt.timedelta(0))
-    sink = PostgresSink(pg_dsn, run_id="r1", reconnect=policy)
+    sink = PostgresSink(pg_dsn, run("r1", reconnect=policy))
     with sink.db.conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         (pid,) = cur.fetchone()
@@ -455,12 +460,12 @@ def test_postgres_sink_reconnects_and_redoes_the_write(pg_dsn: str, pg_conn) -> 
 def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> None:
     outputs = {"plain": tmp_path / "plain", "uri": f"file://{tmp_path}/uri/"}
     for label, where in outputs.items():
-        stale = ParquetSink(where, pipeline="p", run_id="r0", fingerprint="old")
+        stale = ParquetSink(where, run("r0", "old"))
         stale.write([result("gone", {("x", "y"): 1.0})])  # removed on close: other features
-        sink = ParquetSink(where, pipeline="p", run_id="r1", fingerprint="f")
+        sink = ParquetSink(where, run("r1", "f"))
         sink.write(THREE[:2])
         sink.close()
-        sink = ParquetSink(where, pipeline="p", run_id="r2", fingerprint="f")
+        sink = ParquetSink(where, run("r2", "f"))
         assert sink.done_eras() == {"e1", "e2"}
         sink.write([THREE[2], result("e1", {("temp", "mean"): 9.0}, readings=7)])
         summary = sink.close()
@@ -477,7 +482,7 @@ def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> Non
 
 def test_parquet_object_store_writes_objects_whole(tmp_path: Path) -> None:
     """pyarrow's in-memory ``mock://`` filesystem stands in for S3: objects written directly."""
-    sink = ParquetSink("mock:///bucket/out", pipeline="p", run_id="r1")
+    sink = ParquetSink("mock:///bucket/out", run("r1"))
     sink.write(THREE)
     assert sink.done_eras() == {"e0", "e1", "e2"}
     assert sink.close().startswith("parquet: mock:///bucket/out/features.parquet (3 eras")
@@ -487,7 +492,7 @@ def test_parquet_object_store_writes_objects_whole(tmp_path: Path) -> None:
         "bucket/out/manifest.json",
     ]
     assert not [i.path for i in listing if i.path.endswith(".tmp")]
-    local = ParquetSink(tmp_path, pipeline="p", run_id="r1")
+    local = ParquetSink(tmp_path, run("r1"))
     local.write(THREE)
     local.close()
     with sink.fs.open_input_file("bucket/out/features.parquet") as file:
@@ -506,7 +511,7 @@ def test_parquet_object_store_writes_objects_whole(tmp_path: Path) -> None:
 
 def test_parquet_bad_uri_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(StreamfxError, match=r"^sinks\.parquet\.path: .*Unrecognized") as err:
-        ParquetSink("nosuch://key:s3cret@bucket/out", pipeline="p", run_id="r")
+        ParquetSink("nosuch://key:s3cret@bucket/out", run("r"))
     assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
 
 

@@ -12,19 +12,12 @@ __all__ = ["ERA_COLUMNS", "Location", "ParquetSink", "ParquetSinkConfig", "put",
 
 
 def create(options: ParquetSinkConfig, context: SinkContext) -> ParquetSink:
-    selection = options.selection
-    return ParquetSink(
-        options.path,
-        pipeline=context.pipeline,
-        run_id=context.run_id,
-        variance_threshold=selection.variance_threshold if selection else None,
-        fingerprint=context.fingerprint,
-        settings=context.settings,
-    )
+    threshold = options.selection.variance_threshold if options.selection else None
+    return ParquetSink(options.path, context, variance_threshold=threshold)
 
 
 #: what ``streamfx plugins`` says of this sink
-DESCRIPTION = "one wide features.parquet (a row per era), composed from parts per era"
+DESCRIPTION = "one wide features.parquet (a row per era), composed from parts per batch"
 
 
 @hookimpl

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from ...errors import StreamfxError
 from ...extract.wide import scatter
 from ...model import EraResult
 from ...version import __version__
+from .. import SinkContext
 from .files import Location, put
 
 FEATURES_FILE = "features.parquet"
@@ -138,14 +139,7 @@ class ParquetSink:
     name = "parquet"
 
     def __init__(
-        self,
-        path: str | Path,
-        *,
-        pipeline: str,
-        run_id: str,
-        variance_threshold: float | None = None,
-        fingerprint: str = "",
-        settings: Mapping[str, Any] | None = None,
+        self, path: str | Path, run: SinkContext, *, variance_threshold: float | None = None
     ) -> None:
         try:
             self.location = Location(path)
@@ -156,11 +150,11 @@ class ParquetSink:
             raise StreamfxError(
                 f"sinks.parquet.path: cannot write to {redact(str(path), str(path))}: {reason}"
             ) from exc
-        self.fingerprint = fingerprint
-        self.pipeline = pipeline
-        self.run_id = run_id
+        self.fingerprint = run.fingerprint
+        self.pipeline = run.pipeline
+        self.run_id = run.run_id
         self.variance_threshold = variance_threshold
-        self.settings = dict(settings or {})
+        self.settings = dict(run.settings)
         self.report_folder = path  # the run report goes to runs/ beside the features
         self.batches = 0
 

@@ -15,15 +15,7 @@ __all__ = ["ERA_RUNS_TABLE", "RUNS_TABLE", "STATUS_TABLE", "PostgresSink", "Post
 
 def create(options: PostgresSinkConfig, context: SinkContext) -> PostgresSink:
     dsn = expand_env(options.dsn, "sinks.postgres.dsn") if options.dsn else context.dsn
-    return PostgresSink(
-        dsn,
-        schema=options.schema_,
-        table=options.table,
-        run_id=context.run_id,
-        pipeline=context.pipeline,
-        fingerprint=context.fingerprint,
-        reconnect=context.reconnect,
-    )
+    return PostgresSink(dsn, context, schema=options.schema_, table=options.table)
 
 
 #: what ``streamfx plugins`` says of this sink

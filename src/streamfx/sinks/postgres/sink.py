@@ -14,8 +14,7 @@ import pyarrow.compute as pc
 from ...database import Connection
 from ...errors import StreamfxError
 from ...model import EraResult
-from ...options import RetryConfig
-from .. import EraStatus
+from .. import EraStatus, SinkContext
 from .layout import Layout, names_id
 from .runs import write_run_tables
 
@@ -60,25 +59,22 @@ class PostgresSink:
     def __init__(
         self,
         dsn: str,
+        run: SinkContext,
         *,
         schema: str = "public",
         table: str = "streamfx_features",
-        run_id: str,
-        pipeline: str = "",
-        fingerprint: str = "",
-        reconnect: RetryConfig | None = None,
     ) -> None:
         self.dsn = dsn
-        self.reconnect = reconnect
+        self.reconnect = run.reconnect
         self.schema = schema
         self.table = table
-        self.run_id = run_id
-        self.pipeline = pipeline
-        self.fingerprint = fingerprint
+        self.run_id = run.run_id
+        self.pipeline = run.pipeline
+        self.fingerprint = run.fingerprint
         self.layout = Layout(schema, table)
         self.known_names: set[int] = set()  # feature-name lists already in the dictionary
         self.rows = 0
-        self.db: Connection | None = Connection(dsn, reconnect)
+        self.db: Connection | None = Connection(dsn, run.reconnect)
         try:
             self._run(self._create)
         except BaseException:
