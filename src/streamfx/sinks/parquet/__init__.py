@@ -6,9 +6,9 @@ from ...plugins.hookspecs import hookimpl
 from .. import SinkContext, SinkPlugin
 from .config import ParquetSinkConfig
 from .files import Location, put
-from .sink import ERA_COLUMNS, ParquetSink, safe_name
+from .sink import ERA_COLUMNS, ParquetSink
 
-__all__ = ["ERA_COLUMNS", "Location", "ParquetSink", "ParquetSinkConfig", "put", "safe_name"]
+__all__ = ["ERA_COLUMNS", "Location", "ParquetSink", "ParquetSinkConfig", "put"]
 
 
 def create(options: ParquetSinkConfig, context: SinkContext) -> ParquetSink:

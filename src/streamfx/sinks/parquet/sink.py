@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -48,26 +47,20 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def safe_name(era_id: str) -> str:
-    """A file-system-safe part name, unique per ``era_id``: readable slug + short hash."""
-    slug = _UNSAFE.sub("_", era_id).strip("._-")[:60] or "era"
-    digest = hashlib.sha256(era_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return f"{slug}-{digest}"
-
-
 def _utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=dt.timezone.utc)
     return moment.astimezone(dt.timezone.utc)
 
 
+def _plain(fields: Sequence[pa.Field]) -> list[pa.Field]:
+    """Plain Arrow types (string, not large_string) so every reader sees the same schema."""
+    return [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in fields]
+
+
 def _write_parquet(frame: pl.DataFrame, file: pa.NativeFile, metadata: dict[str, str]) -> None:
-    """Plain Arrow types (string, not large_string/view) so every reader sees the same schema."""
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
-    schema = pa.schema(
-        [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
-        metadata=metadata,
-    )
+    schema = pa.schema(_plain(table.schema), metadata=metadata)
     pq.write_table(table.cast(schema), file, compression="zstd")
 
 
@@ -307,7 +300,8 @@ class ParquetSink:
         eras, newest = self._current()
         names = self._names(newest)
         dropped = self._dropped(eras, newest, names)
-        kept = [name for name in names if name not in set(dropped)]
+        gone = set(dropped)
+        kept = [name for name in names if name not in gone]
         schema = _wide_schema(kept, self._file_metadata())
 
         def write(out: pa.NativeFile) -> None:
@@ -349,7 +343,5 @@ class ParquetSink:
 def _wide_schema(names: list[str], metadata: dict[str, str]) -> pa.Schema:
     """The era columns (plain Arrow types every reader shares), then one float64 per name."""
     era = pl.DataFrame(schema=ERA_SCHEMA).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-    fields = [f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in era]
-    return pa.schema(
-        [*fields, *(pa.field(name, pa.float64()) for name in names)], metadata=metadata
-    )
+    floats = [pa.field(name, pa.float64()) for name in names]
+    return pa.schema([*_plain(era), *floats], metadata=metadata)
