@@ -33,12 +33,10 @@ STATUS_TABLE = "streamfx_era_status"
 V01_COLUMNS = ("era_id", "sensor", "feature", "value", "run_id", "extracted_at")
 
 
-def names_id(features: list[str | None]) -> int:
-    """The dictionary key of a list of feature names: the first 8 bytes of its SHA-256, signed.
-
-    (A null name hashes as NUL; the names table refuses a list holding one.)"""
-    text = "\x1f".join("\x00" if name is None else name for name in features)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def names_id(key: str) -> int:
+    """The dictionary key of a list of feature names, given as the names joined by ``\x1f``
+    (a null name as NUL, which the names table refuses): its SHA-256's first 8 bytes, signed."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 

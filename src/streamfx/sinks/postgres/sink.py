@@ -231,7 +231,7 @@ def _arrays(results: Sequence[EraResult], run_id: str) -> tuple[pa.Table, pa.Tab
         )
     )
     lists = grouped.select("key", "feature").unique("key", maintain_order=True)
-    ids = [names_id(features) for features in lists["feature"].to_list()]
+    ids = [names_id(key) for key in lists["key"].to_list()]
     lists = lists.with_columns(pl.Series("names_id", ids, dtype=pl.Int64))
     rows = grouped.join(lists.select("key", "names_id"), on="key", how="left").select(
         "partition",
