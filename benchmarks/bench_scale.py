@@ -161,7 +161,7 @@ def time_tsfresh(run: Run, pipeline: Path, dsn: str, every: int) -> None:
         eras = [
             Era(e["era_id"], _time(e["start"]), _time(e["end"]), e["partition"]) for e in sample
         ]
-        readings = pl.concat([pl.from_arrow(source.read_era(era)) for era in eras])
+        readings = pl.from_arrow(source.read_eras(eras))
     finally:
         conn.close()
     classifier = Classifier(config.stages.classify)

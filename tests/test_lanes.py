@@ -88,7 +88,7 @@ def test_run_report_matches_database(tmp_path: Path, demo_dsn: str, pg_conn) -> 
     # where the time went: each step measured, together no more than the run; the sinks'
     # writer runs alongside extraction, each of its parts within the run too
     timings, writes = report["timings_s"], report["writes_s"]
-    steps = {"plan", "compile kernels", "extract", "write (after extraction)"}
+    steps = {"plan", "compile kernels", "extract", "wait for sinks", "write (after extraction)"}
     assert steps | {"close parquet", "close postgres"} == set(timings)
     assert set(writes) == {"era status", "write parquet", "write postgres"}
     assert all(v >= 0 for v in [*timings.values(), *writes.values()]) and timings["extract"] > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -155,18 +156,25 @@ class RunSummary:
     writes: dict[str, float] = field(default_factory=dict)  # the sinks' writer, alongside, s
     worker_nodes: dict[str, str | None] = field(default_factory=dict)
     ended: str = "completed"  # completed | interrupted | aborted: <why>
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextlib.contextmanager
     def timed(self, key: str, *, alongside: bool = False) -> Iterator[None]:
         """Add the time the block takes to ``timings[key]``: the run's steps one after the
         other, together at most the run's time; ``alongside``: to ``writes[key]``, the sinks'
-        writer thread, which runs while the workers extract."""
+        writer's threads, which run while the workers extract (one per sink)."""
         table = self.writes if alongside else self.timings
         begin = time.perf_counter()
         try:
             yield
         finally:
-            table[key] = table.get(key, 0.0) + time.perf_counter() - begin
+            with self._lock:
+                table[key] = table.get(key, 0.0) + time.perf_counter() - begin
+
+    def add_rows(self, sink: str, rows: int) -> None:
+        """Count ``rows`` written to ``sink`` (from that sink's writer thread)."""
+        with self._lock:
+            self.rows_written[sink] = self.rows_written.get(sink, 0) + rows
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.records.values())

@@ -307,8 +307,9 @@ def execute(
                 writer.add(event)
             on_era(event.era, record.status)
         writer.flush()
-        # waiting on the workers: the loop, less the time it waited for the writer
+        # waiting on the workers: the loop, less the time it waited for a sink to catch up
         summary.timings["extract"] = time.perf_counter() - extracting - writer.blocked_s
+        summary.timings["wait for sinks"] = writer.blocked_s
         with summary.timed("write (after extraction)"):
             writer.close()
     except Exception as exc:

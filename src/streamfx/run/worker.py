@@ -18,7 +18,6 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..classify.classifier import Classifier
 from ..config import PipelineConfig
@@ -82,13 +81,13 @@ class EraWorker:
             n_jobs=spec.n_jobs,
         )
 
-    def read(self, era: Era) -> pa.Table:
-        """The era's readings; a dead connection is reopened (with backoff) and the read redone."""
+    def read(self, eras: Sequence[Era]) -> pa.Table:
+        """The eras' readings; a dead connection is reopened (with backoff) and the read redone."""
 
         def read(conn: Any) -> pa.Table:
             if conn is not self.source.conn:  # reopened after the connection was lost
                 self.source = Source(self.config.source, conn)
-            return self.source.read_era(era)
+            return self.source.read_eras(eras)
 
         return self.db.run(read)  # DatabaseLost past the reconnect budget
 
@@ -125,27 +124,34 @@ class EraWorker:
         yield from outcomes
 
     def _extract(self, eras: tuple[Era, ...], started: float) -> list[Outcome]:
-        parts = [self.read(era) for era in eras]
-        features = self.features(pa.concat_tables(parts))
+        readings = self.read(eras)
+        features = self.features(readings)
         elapsed = time.perf_counter() - started
-        total = sum(p.num_rows for p in parts) or 1
+        total = readings.num_rows or 1
         by_era = pl.from_arrow(features).partition_by("era_id", as_dict=True)
+        counts = {
+            era_id: (n, sensors)
+            for era_id, n, sensors in pl.from_arrow(readings.select(["era_id", "sensor"]))
+            .group_by("era_id")
+            .agg(pl.len(), pl.col("sensor").unique().sort())
+            .iter_rows()
+        }
         peak = peak_rss_mb()
         outcomes: list[Outcome] = []
-        for era, readings in zip(eras, parts, strict=True):
+        for era in eras:
             era_features = by_era.get((era.id,))
-            sensors = pc.unique(readings["sensor"]).to_pylist()
+            n, sensors = counts.get(era.id, (0, []))
             outcomes.append(
                 EraResult(
                     era=era,
-                    readings=readings.num_rows,
+                    readings=n,
                     features=(
                         era_features.to_arrow().cast(FEATURES_SCHEMA)
                         if era_features is not None
                         else FEATURES_SCHEMA.empty_table()
                     ),
-                    seconds=elapsed * readings.num_rows / total,  # the pass, shared by size
-                    sensors={s: self.classifier.sensor_class(s).features for s in sorted(sensors)},
+                    seconds=elapsed * n / total,  # the pass, shared by size
+                    sensors={s: self.classifier.sensor_class(s).features for s in sensors},
                     worker=self.spec.name,
                     peak_rss_mb=peak,
                     warnings=[w for w in self.features.warnings if f" on era {era.id}, " in w],

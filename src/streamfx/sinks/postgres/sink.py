@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...database import Connection
-from ...errors import StreamfxError
 from ...model import EraResult
 from .. import EraStatus, SinkContext
+from ..batch import ERA, batch_features, refuse_duplicates
 from .layout import Layout, names_id
 from .runs import write_run_tables
 
@@ -202,45 +202,47 @@ def _status_table(entries: Sequence[EraStatus]) -> pa.Table:
 
 
 def _arrays(results: Sequence[EraResult], run_id: str) -> tuple[pa.Table, pa.Table, int]:
-    """The batch as VALUES_SCHEMA rows (one per era and sensor, values in the order of the
-    sorted feature names), the NAMES_SCHEMA lists they use, and the number of values."""
-    frames = []
-    for result in results:
-        frame = pl.from_arrow(result.features.select(["sensor", "feature", "value"]))
-        assert isinstance(frame, pl.DataFrame)
-        duplicated = frame.filter(pl.struct("sensor", "feature").is_duplicated())
-        if duplicated.height:
-            sensor, feature = duplicated.row(0)[:2]
-            raise StreamfxError(f"era {result.era.id!r}: duplicate feature {sensor}__{feature}")
-        frames.append(
-            frame.with_columns(
-                pl.lit(result.era.partition or "", pl.String).alias("partition"),
-                pl.lit(result.era.id, pl.String).alias("era_id"),
-            )
-        )
-    long = pl.concat(frames)
-    grouped = (
-        long.sort("partition", "era_id", "sensor", "feature", nulls_last=True)
-        .group_by("partition", "era_id", "sensor", maintain_order=True)
-        .agg(pl.col("feature"), pl.col("value").cast(pl.Float64).alias("values"))
-        .with_columns(  # one key per distinct list (a null name kept distinct: the DB refuses it)
-            pl.col("feature")
-            .list.eval(pl.element().fill_null("\x00"))
-            .list.join("\x1f")
-            .alias("key")
-        )
+    """The batch as VALUES_SCHEMA rows (one per era and sensor, values in the order of its
+    feature names), the NAMES_SCHEMA lists they use, and the number of values.
+
+    A sensor's names come in the extractor's order, the same era after era, so one list (and
+    one ``names_id``) serves them all; nothing is sorted."""
+    long = batch_features(results)
+    grouped = long.group_by(ERA, "sensor", maintain_order=True).agg(
+        pl.col("feature"),
+        pl.col("value").alias("values"),
+        (pl.col("feature").n_unique() < pl.len()).alias("repeats"),
+    )
+    if grouped["repeats"].any():
+        refuse_duplicates(long, ["sensor", "feature"], results)
+    grouped = grouped.with_columns(  # one key per distinct list (a null name kept distinct)
+        pl.col("feature").list.eval(pl.element().fill_null("\x00")).list.join("\x1f").alias("key")
     )
     lists = grouped.select("key", "feature").unique("key", maintain_order=True)
     ids = [names_id(key) for key in lists["key"].to_list()]
     lists = lists.with_columns(pl.Series("names_id", ids, dtype=pl.Int64))
-    rows = grouped.join(lists.select("key", "names_id"), on="key", how="left").select(
-        "partition",
-        "era_id",
-        "sensor",
-        "names_id",
-        "values",
-        pl.lit(run_id, pl.String).alias("run_id"),
-        pl.lit(dt.datetime.now(dt.timezone.utc), pl.Datetime("us", "UTC")).alias("extracted_at"),
+    eras = pl.DataFrame(
+        {
+            ERA: pl.int_range(len(results), eager=True, dtype=pl.Int32),
+            "partition": [r.era.partition or "" for r in results],
+            "era_id": [r.era.id for r in results],
+        },
+        schema_overrides={"partition": pl.String, "era_id": pl.String},
+    )
+    rows = (
+        grouped.join(lists.select("key", "names_id"), on="key", how="left", maintain_order="left")
+        .join(eras, on=ERA, how="left", maintain_order="left")
+        .select(
+            "partition",
+            "era_id",
+            "sensor",
+            "names_id",
+            "values",
+            pl.lit(run_id, pl.String).alias("run_id"),
+            pl.lit(dt.datetime.now(dt.timezone.utc), pl.Datetime("us", "UTC")).alias(
+                "extracted_at"
+            ),
+        )
     )
     names = lists.select("names_id", pl.col("feature").alias("features"))
     return (
