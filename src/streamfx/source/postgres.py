@@ -251,8 +251,9 @@ class Source:
         sensor and time; nulls, NaN and infinities dropped.
 
         One query for them all: a pass of many short eras costs one round trip, not one per
-        era. Each era's rows are found by its own (index) scan: the eras are joined LATERAL,
-        so the planner never trades the index for a scan of the whole table."""
+        era. Each era's rows are found by its own (index) scan: the eras are joined LATERAL to
+        a subquery that ``OFFSET 0`` keeps from being flattened into a join, which the planner
+        would answer with a scan of the whole table (345 ms instead of 1.6 ms for 8 eras)."""
         r = self.readings
         cast = self._time_cast()
         m = "streamfx_m"
@@ -293,7 +294,7 @@ class Source:
             f"SELECT {', '.join(columns)} FROM unnest($1::int[], $2::timestamptz[],"
             " $3::timestamptz[], $4::text[]) AS e(streamfx_era, streamfx_lo, streamfx_hi,"
             f" streamfx_part) CROSS JOIN LATERAL (SELECT * FROM {self.readings_table} AS {m}"
-            f" WHERE {' AND '.join(where)}) AS {m}"
+            f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}"
         )
         parts = []
         with self.conn.cursor() as cur:
