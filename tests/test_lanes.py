@@ -120,15 +120,31 @@ def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str, pg_con
     path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
     result = streamfx("plan", str(path))
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out, routes = result.stdout.split("routes (eras per route and rule)")
     (eras,) = query(pg_conn, "SELECT count(*) FROM eras")[0]
     rows = [line for line in out.splitlines() if re.search(r"│ (cpu|gpu|skip) +│", line)]
     assert len(rows) == eras  # one row per era, each with its route
     assert sum("< 10,000" in row for row in rows) == eras - 1
     assert sum("no readings: skipped" in row for row in rows) == 1  # the era after the data
+    assert re.search(rf"│ cpu +│ readings < 10,000 +│ +{eras - 1} │", routes)
+    assert re.search(r"│ skip +│ no readings: skipped +│ +1 │", routes)
     assert "cpu-0" in out and "cpu-1" in out
-    assert "cpu lane imbalance (max / mean load):" in out
+    assert "cpu lane imbalance (max / mean load):" in routes
     assert not (tmp_path / "out").exists()  # planning extracts and writes nothing
+
+
+def test_plan_shows_some_rows_and_writes_all_to_csv(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
+    result = streamfx("plan", str(path), "--rows", "3", "--csv", str(tmp_path / "plan.csv"))
+    assert result.returncode == 0, result.stderr
+    (eras,) = query(pg_conn, "SELECT count(*) FROM eras")[0]
+    out = result.stdout.split("routes (eras per route and rule)")[0]
+    rows = [line for line in out.splitlines() if re.search(r"│ (cpu|gpu|skip) +│", line)]
+    assert len(rows) == 3
+    assert f"... and {eras - 3:,} more eras" in out
+    table = pl.read_csv(tmp_path / "plan.csv", infer_schema=False)
+    assert table.height == eras and table.columns[:2] == ["era", "partition"]
+    assert table["route"].value_counts().sort("route").rows() == [("cpu", eras - 1), ("skip", 1)]
 
 
 def test_rerun_resumes_force_recomputes_and_changes_recompute(

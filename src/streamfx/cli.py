@@ -232,17 +232,29 @@ def _print_summary(summary: Any) -> None:
     out.print(table)
 
 
+#: Eras `streamfx plan` shows one per row by default.
+PLAN_ROWS = 50
+
+
 @app.command()
 @clean_errors
 def plan(
     pipeline: PipelineArg,
     eras: Annotated[str | None, typer.Option(help="Only these era ids, comma-separated.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eras.")] = None,
+    rows: Annotated[
+        int, typer.Option(min=0, help="Eras shown one per row (0: all of them).")
+    ] = PLAN_ROWS,
+    csv: Annotated[
+        Path | None, typer.Option(help="Also write every era's row to this CSV file.")
+    ] = None,
 ) -> None:
     """Show how PIPELINE would run, without extracting anything.
 
     One row per era (readings, sensors, GPU-suitable ratio, complexity, route, the rule that
-    decided it, estimated cost, worker), then each worker's load and each lane's imbalance.
+    decided it, estimated cost, worker) for the first --rows eras, then how many eras each
+    route and rule got, each worker's load and each lane's imbalance. --csv writes every
+    era's row to a file (thousands of eras read better there than on a terminal).
     """
     from .config import load_config
     from .run.pipeline import plan_pipeline
@@ -259,49 +271,59 @@ def plan(
     )
     for notice in the_plan.notices:
         err.print(f"streamfx: {notice}", highlight=False, markup=False, soft_wrap=True)
+    columns = {
+        "era": lambda p: p.analysis.era.id,
+        "partition": lambda p: p.analysis.era.partition or "",
+        "start": lambda p: p.analysis.era.start.strftime("%Y-%m-%d %H:%M"),
+        "hours": lambda p: (
+            f"{(p.analysis.era.end - p.analysis.era.start).total_seconds() / 3600:.0f}"
+        ),
+        "readings": lambda p: f"{p.analysis.readings:,}",
+        "sensors": lambda p: str(p.analysis.sensors),
+        "gpu ratio": lambda p: f"{p.analysis.gpu_suitable_ratio:.2f}",
+        "complexity": lambda p: f"{p.analysis.complexity_score:.2f}",
+        "route": lambda p: p.route.lane or "skip",
+        "rule": lambda p: p.route.rule,
+        "lane": lambda p: p.lane or "-",
+        "est. s": lambda p: f"{p.analysis.estimated_cost:.1f}",
+        "worker": lambda p: p.worker or "-",
+    }
+    if csv is not None:
+        import polars as pl
+
+        pl.DataFrame(
+            {name: [cell(p) for p in the_plan.eras] for name, cell in columns.items()},
+            schema=dict.fromkeys(columns, pl.String),
+        ).write_csv(csv)
+    shown = the_plan.eras if rows == 0 else the_plan.eras[:rows]
     table = Table(title=f"plan: {config.name} ({the_plan.policy} routing)")
-    for column in (
-        "era",
-        "partition",
-        "start",
-        "hours",
-        "readings",
-        "sensors",
-        "gpu ratio",
-        "complexity",
-        "route",
-        "rule",
-        "lane",
-        "est. s",
-        "worker",
-    ):
+    for column in columns:
         table.add_column(
             column,
             justify="right" if column in ("readings", "sensors", "hours", "est. s") else "left",
         )
-    for p in the_plan.eras:
-        a = p.analysis
-        table.add_row(
-            a.era.id,
-            a.era.partition or "",
-            a.era.start.strftime("%Y-%m-%d %H:%M"),
-            f"{(a.era.end - a.era.start).total_seconds() / 3600:.0f}",
-            f"{a.readings:,}",
-            str(a.sensors),
-            f"{a.gpu_suitable_ratio:.2f}",
-            f"{a.complexity_score:.2f}",
-            p.route.lane or "skip",
-            p.route.rule,
-            p.lane or "-",
-            f"{a.estimated_cost:.1f}",
-            p.worker or "-",
-        )
+    for p in shown:
+        table.add_row(*(cell(p) for cell in columns.values()))
     out.print(table)
+    if len(shown) < len(the_plan.eras):
+        more = len(the_plan.eras) - len(shown)
+        out.print(f"... and {more:,} more eras (--rows 0 shows all; --csv FILE writes all)")
+    routes = Table(title="routes (eras per route and rule)")
+    for column in ("route", "rule", "eras", "readings"):
+        routes.add_column(column, justify="right" if column in ("eras", "readings") else "left")
+    counts: dict[tuple[str, str], list[int]] = {}
+    for p in the_plan.eras:
+        count = counts.setdefault((p.route.lane or "skip", p.route.condition), [0, 0])
+        count[0] += 1
+        count[1] += p.analysis.readings
+    for (route, rule), (n, readings) in counts.items():
+        routes.add_row(route, rule, f"{n:,}", f"{readings:,}")
+    out.print(routes)
     loads = Table(title="worker loads (estimated seconds)")
     for column in ("worker", "eras", "load"):
         loads.add_column(column)
     for spec in the_plan.workers:
-        loads.add_row(spec.name, str(len(spec.eras)), f"{the_plan.loads[spec.name]:.1f}")
+        loads.add_row(spec.name, f"{len(spec.eras):,}", f"{the_plan.loads[spec.name]:.1f}")
     out.print(loads)
     for lane in ("gpu", "cpu"):
         ratio = the_plan.imbalance(lane)

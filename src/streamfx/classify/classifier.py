@@ -46,17 +46,19 @@ class Classifier:
         self.rules = tuple(rules)
         self.default_features = config.default_features
         self.sensor_class = cache(self._sensor_class)
+        self._settings = cache(self._sensor_settings)
 
     def _sensor_class(self, sensor: str) -> SensorClass:
         return classify_sensor(sensor, self.rules, self.default_features)
 
     def fc_parameters(self, sensors: list[str]) -> dict[str, FCParameters]:
-        """Calculators for each sensor: its class's feature set plus its rules' extras."""
-        settings = {}
-        for sensor in sensors:
-            cls = self.sensor_class(sensor)
-            settings[sensor] = {**_feature_set(cls.features), **dict(cls.calculators)}
-        return settings
+        """Calculators for each sensor: its class's feature set plus its rules' extras (one
+        dict per sensor, the same on every call: treat it as read-only)."""
+        return {sensor: self._settings(sensor) for sensor in sensors}
+
+    def _sensor_settings(self, sensor: str) -> FCParameters:
+        cls = self.sensor_class(sensor)
+        return {**_feature_set(cls.features), **dict(cls.calculators)}
 
     def rolling_sensors(self, sensors: list[str]) -> list[str]:
         """The sensors that get rolling-window features: the GPU-suitable ones."""

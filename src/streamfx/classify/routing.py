@@ -13,10 +13,14 @@ from .profiles import Lane
 
 @dataclass(frozen=True)
 class Route:
-    """Where an era goes and the rule that decided it (lane None: skipped, no readings)."""
+    """Where an era goes and the rule that decided it (lane None: skipped, no readings).
+
+    ``rule`` says it with the era's own figures; ``condition`` is the rule alone, the same for
+    every era it decided (what `streamfx plan` counts eras by)."""
 
     lane: Lane | None
     rule: str
+    condition: str
 
 
 def routing_policy(config: RoutingConfig) -> str:
@@ -34,22 +38,33 @@ def route(analysis: EraAnalysis, config: RoutingConfig, policy: str) -> Route:
     """The reference coordinator's decision list (smart) or a single readings threshold (size)."""
     n = analysis.readings
     if n == 0:
-        return Route(None, "no readings: skipped")
+        return Route(None, "no readings: skipped", "no readings: skipped")
     if policy == "size":
         if n >= config.size_threshold:
-            return Route("gpu", f"size: readings {n:,} >= {config.size_threshold:,}")
-        return Route("cpu", f"size: readings {n:,} < {config.size_threshold:,}")
+            above = f">= {config.size_threshold:,}"
+            return Route("gpu", f"size: readings {n:,} {above}", f"size: readings {above}")
+        below = f"< {config.size_threshold:,}"
+        return Route("cpu", f"size: readings {n:,} {below}", f"size: readings {below}")
     if n < config.cpu_below_readings:
-        return Route("cpu", f"readings {n:,} < {config.cpu_below_readings:,}")
+        below = f"< {config.cpu_below_readings:,}"
+        return Route("cpu", f"readings {n:,} {below}", f"readings {below}")
     if n > config.gpu_above_readings:
-        return Route("gpu", f"readings {n:,} > {config.gpu_above_readings:,}")
+        above = f"> {config.gpu_above_readings:,}"
+        return Route("gpu", f"readings {n:,} {above}", f"readings {above}")
     ratio, complexity = analysis.gpu_suitable_ratio, analysis.complexity_score
     if ratio > config.gpu_ratio_above:
-        return Route("gpu", f"gpu_suitable_ratio {ratio:.2f} > {config.gpu_ratio_above}")
+        above = f"> {config.gpu_ratio_above}"
+        return Route(
+            "gpu", f"gpu_suitable_ratio {ratio:.2f} {above}", f"gpu_suitable_ratio {above}"
+        )
     if complexity > config.complexity_above:
-        return Route("gpu", f"complexity_score {complexity:.2f} > {config.complexity_above}")
+        above = f"> {config.complexity_above}"
+        return Route(
+            "gpu", f"complexity_score {complexity:.2f} {above}", f"complexity_score {above}"
+        )
     return Route(
         "cpu",
         f"default (ratio {ratio:.2f} <= {config.gpu_ratio_above}, "
         f"complexity {complexity:.2f} <= {config.complexity_above})",
+        "default",
     )

@@ -21,7 +21,7 @@ class ExecutorConfig(Section):
     gpu: Literal["auto", "required", "off"] = "auto"
     gpu_memory_limit_gb: float = Field(30.0, gt=0)  # capped at the device's memory
     eras_per_pass: int = Field(8, ge=1)  # eras a worker extracts in one call / one transfer
-    batch_eras: int = Field(8, ge=1)
+    batch_eras: int = Field(64, ge=1)
     # An era that raised, or whose worker process died, is tried again after a pause.
     retry: RetryConfig = RetryConfig(attempts=3, backoff=dt.timedelta(seconds=2))
     # A lost database connection (source or sink) is reopened, waiting longer each time.

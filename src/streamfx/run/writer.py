@@ -27,7 +27,9 @@ from ..model import EraResult, RunSummary
 from ..sinks import EraStatus, Sink, StatusSink
 
 #: Batches (or status updates) waiting for each sink at most.
-QUEUED = 8
+QUEUED = 4
+#: Era states held back at most, waiting for the next batch.
+STATES = 1024
 _STOP = object()
 
 
@@ -37,6 +39,7 @@ class SinkWriter:
     def __init__(self, sinks: Sequence[Sink], summary: RunSummary, batch_eras: int) -> None:
         self.batch_eras = batch_eras
         self.waiting: list[EraResult] = []  # finished eras not yet handed to the threads
+        self.states: list[EraStatus] = []  # era states not yet handed, sent with the next batch
         self.blocked_s = 0.0  # time the run loop waited for a sink (a full queue)
         self._lanes = [_Lane(sink, summary) for sink in sinks]
 
@@ -47,16 +50,26 @@ class SinkWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Hand the eras waiting to the sinks now (a partial batch too)."""
+        """Hand the era states and the eras waiting to the sinks now (a partial batch too)."""
+        self._hand_states()
         if self.waiting:
             batch, self.waiting = self.waiting, []
             self._put(("write", batch), self._lanes)
 
     def status(self, entries: Sequence[EraStatus]) -> None:
-        """Era states for the sinks that keep them, in order with the writes."""
+        """Era states for the sinks that keep them, in order with the writes.
+
+        They go with the next batch (one status update per batch, not one per pass), or once
+        ``STATES`` of them wait."""
+        self.states.extend(entries)
+        if len(self.states) >= STATES:
+            self._hand_states()
+
+    def _hand_states(self) -> None:
         keepers = [lane for lane in self._lanes if isinstance(lane.sink, StatusSink)]
-        if entries and keepers:
-            self._put(("status", list(entries)), keepers)
+        if self.states and keepers:
+            self._put(("status", self.states), keepers)
+        self.states = []
 
     def stop(self) -> None:
         """Finish what was handed over (unless a sink failed) and end the threads."""

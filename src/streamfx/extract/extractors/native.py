@@ -9,7 +9,6 @@ The same class runs on the GPU with CuPy as the array module (see ``extractors.g
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from types import ModuleType
@@ -78,17 +77,19 @@ class NativeExtractor:
         device_values = self.to_device(values)
         parts: list[pl.DataFrame] = []
         fallback: dict[str, FCParameters] = {}
-        # sensors sharing the same settings share every calculator call
-        groups: dict[str, list[str]] = {}
-        keys: dict[int, str] = {}  # by identity first: one serialisation per settings object
+        # sensors sharing the same settings share every calculator call (a few groups: the
+        # same object is matched at once, an equal one by comparing the dicts)
+        groups: list[tuple[FCParameters, list[str]]] = []
         for sensor in series["sensor"].unique(maintain_order=True).to_list():
             settings = wanted[sensor]
-            key = keys.get(id(settings))
-            if key is None:
-                key = keys[id(settings)] = json.dumps(settings, sort_keys=True, default=str)
-            groups.setdefault(key, []).append(sensor)
-        for sensors in groups.values():
-            native, _, rest = split_settings(wanted[sensors[0]])
+            for known, members in groups:
+                if known is settings or known == settings:
+                    members.append(sensor)
+                    break
+            else:
+                groups.append((settings, [sensor]))
+        for settings, sensors in groups:
+            native, _, rest = split_settings(settings)
             if rest:
                 fallback.update(dict.fromkeys(sensors, rest))
             if native:

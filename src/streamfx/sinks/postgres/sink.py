@@ -34,16 +34,6 @@ NAMES_SCHEMA = pa.schema(
     [pa.field("names_id", pa.int64()), pa.field("features", pa.list_(pa.string()))]
 )
 STAGING_NAMES = "streamfx_staging_names"
-STAGING_ERAS = "streamfx_staging_eras"
-STATUS_SCHEMA = pa.schema(
-    [
-        pa.field("era_id", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("attempts", pa.int32()),
-        pa.field("worker", pa.string()),
-        pa.field("error", pa.string()),
-    ]
-)
 
 
 class PostgresSink:
@@ -96,7 +86,7 @@ class PostgresSink:
         new_names = names.filter(
             pc.invert(pc.is_in(names["names_id"], pa.array(list(self.known_names), pa.int64())))
         )
-        done = _status_table([EraStatus(r.era.id, "done", r.attempts, r.worker) for r in results])
+        done = [EraStatus(r.era.id, "done", r.attempts, r.worker) for r in results]
         eras = ([r.era.partition or "" for r in results], [r.era.id for r in results])
         layout = self.layout
 
@@ -116,43 +106,50 @@ class PostgresSink:
                     parameters=eras,
                 )
                 cur.adbc_ingest(layout.values_name, rows, mode="append", db_schema_name=self.schema)
-                cur.adbc_ingest(STAGING_ERAS, done, mode="replace", temporary=True)
-                self._mark(cur)
+                self._mark(cur, done)
 
         self._run(replace_eras)
         self.known_names.update(names["names_id"].to_pylist())
         self.rows += values
         return values
 
-    def _mark(self, cur: Any) -> None:
-        """Upsert the status rows staged in ``pg_temp.STAGING_ERAS``, then drop them."""
+    def _mark(self, cur: Any, entries: Sequence[EraStatus]) -> None:
+        """Upsert the status rows of ``entries``: one statement, the entries as arrays."""
         cur.execute(
             f"INSERT INTO {self.layout.status} AS s (pipeline, era_id, features_table, fingerprint,"
             " status, attempts, error, worker, run_id, started_at, finished_at)"
             " SELECT $1, e.era_id, $2, $3, e.status, e.attempts, e.error, e.worker, $4,"
             "  CASE WHEN e.status = 'running' THEN now() END,"
             "  CASE WHEN e.status IN ('done', 'failed') THEN now() END"
-            f" FROM pg_temp.{STAGING_ERAS} AS e"
+            " FROM unnest($5::text[], $6::text[], $7::int[], $8::text[], $9::text[])"
+            " AS e(era_id, status, attempts, error, worker)"
             " ON CONFLICT (pipeline, features_table, era_id) DO UPDATE SET"
             " fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,"
             " attempts = EXCLUDED.attempts, error = EXCLUDED.error, worker = EXCLUDED.worker,"
             " run_id = EXCLUDED.run_id, finished_at = EXCLUDED.finished_at,"
             " started_at = CASE EXCLUDED.status WHEN 'running' THEN now()"
             "  WHEN 'pending' THEN NULL ELSE s.started_at END",
-            parameters=(self.pipeline, self.layout.view, self.fingerprint, self.run_id),
+            parameters=(
+                self.pipeline,
+                self.layout.view,
+                self.fingerprint,
+                self.run_id,
+                [e.era_id for e in entries],
+                [e.status for e in entries],
+                [e.attempts for e in entries],
+                [e.error for e in entries],
+                [e.worker for e in entries],
+            ),
         )
-        cur.execute(f"DROP TABLE pg_temp.{STAGING_ERAS}")
 
     def record_status(self, entries: Sequence[EraStatus]) -> None:
         """Record eras pending, running or failed (a failed era's features stay as they were)."""
         if not entries:
             return
-        table = _status_table(entries)
 
         def mark(conn: Any) -> None:
             with conn.cursor() as cur:
-                cur.adbc_ingest(STAGING_ERAS, table, mode="replace", temporary=True)
-                self._mark(cur)
+                self._mark(cur, entries)
 
         self._run(mark)
 
@@ -186,19 +183,6 @@ class PostgresSink:
             return db.run(lambda conn: write_run_tables(conn, report, self.schema))
         finally:
             db.close()
-
-
-def _status_table(entries: Sequence[EraStatus]) -> pa.Table:
-    return pa.table(
-        {
-            "era_id": [e.era_id for e in entries],
-            "status": [e.status for e in entries],
-            "attempts": [e.attempts for e in entries],
-            "worker": [e.worker for e in entries],
-            "error": [e.error for e in entries],
-        },
-        schema=STATUS_SCHEMA,
-    )
 
 
 def _arrays(results: Sequence[EraResult], run_id: str) -> tuple[pa.Table, pa.Table, int]:
