@@ -126,3 +126,28 @@ def test_short_series_get_no_rolling_windows() -> None:
 
 def test_ported_calculators_are_registered() -> None:
     assert {"mean", "median", "quantile", "length", "sum_values"} <= set(CALCULATORS)
+
+
+class CountingExtractor(NativeExtractor):
+    """The native extractor, counting the extract calls the warm-up makes."""
+
+    calls = 0
+
+    def extract(self, *args, **kwargs) -> pa.Table:  # type: ignore[override]
+        CountingExtractor.calls += 1
+        return super().extract(*args, **kwargs)
+
+
+def test_kernels_warm_up_once_per_machine(tmp_path, monkeypatch) -> None:
+    import numba
+
+    from streamfx.extract.warmup import compiled_marker
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "cache"))
+    marker = compiled_marker()
+    assert marker.parent == tmp_path / "cache" and not marker.exists()
+    extractor = CountingExtractor()
+    extractor.warm_up()  # compiles (here: loads), then leaves the marker
+    assert CountingExtractor.calls == 1 and marker.exists()
+    extractor.warm_up()  # the marker says done: no kernel is run, none loaded
+    assert CountingExtractor.calls == 1

@@ -26,7 +26,7 @@ from ..calculators import compute, one_blas_thread, split_settings, to_host
 from ..extractor import Costs, Device
 from ..feature_sets import FCParameters
 from ..series import buckets, series_layout
-from ..warmup import warm_up
+from ..warmup import warm_up_once
 from .tsfresh import TsfreshExtractor
 
 #: Seconds per series (fixed, per reading) of the native kernels, by feature set, on one core
@@ -54,8 +54,8 @@ class NativeExtractor:
         return self.xp
 
     def warm_up(self) -> None:
-        """Compile (or load) the numba kernels once, before the workers need them."""
-        warm_up(self)
+        """Compile the numba kernels once per machine, before the workers need them."""
+        warm_up_once(self)
 
     def to_device(self, values: np.ndarray) -> Any:
         """Host values -> the array module's memory (a no-op for NumPy)."""
