@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -82,6 +83,13 @@ def test_ray_output_equals_local(shared: dict) -> None:
     assert db_features(conn, "features_ray").equals(db_features(conn, "features_local"))
     assert db_features(conn, "features_ray").height > 0
 
+    # the workers wrote the Parquet parts themselves; the run's process only composed them
+    parts = sorted(p.name for p in (tmp / "ray" / "parts").iterdir())
+    assert parts and all(re.fullmatch(r".+-w[0-9a-f]{8}-\d{6}\.parquet", p) for p in parts)
+    assert len({p.rsplit("-", 1)[0] for p in parts}) == 2  # one token per worker process
+    manifest = json.loads((tmp / "ray" / "manifest.json").read_text())
+    assert manifest["rows"] == parquet(tmp, "local").height
+
     workers = report(tmp, "ray")["workers"]
     assert [w["worker"] for w in workers] == ["cpu-0", "cpu-1"]  # lanes: the cluster's 2 CPUs
     assert all(w["node"] and w["peak_rss_mb"] > 0 for w in workers)
@@ -134,3 +142,22 @@ def test_ray_missing_is_one_line(shared: dict, tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         (line,) = result.stderr.strip().splitlines()
         assert line == "error: executor.kind: ray needs the ray extra: pip install 'streamfx[ray]'"
+
+
+def test_ray_parquet_only_keeps_features_on_the_workers(shared: dict) -> None:
+    """Every sink written by the workers: only counts reach the run's process, and the output
+    equals the local executor's."""
+    tmp, dsn = shared["tmp"], shared["dsn"]
+    path = write_pipeline(
+        tmp / "ray-parquet.yaml",
+        name="ray-parquet",
+        sinks={"parquet": {"path": str(tmp / "ray-parquet")}},
+        executor={"kind": "ray", "ray_num_cpus": 2},
+    )
+    result = streamfx("run", str(path), "-q", dsn=dsn)
+    assert result.returncode == 0, result.stderr
+    assert parquet(tmp, "ray-parquet").equals(parquet(tmp, "local"))
+    done = report(tmp, "ray-parquet")["eras"]["done"]
+    assert report(tmp, "ray-parquet")["rows_written"] == {"parquet": done}
+    eras = {e["era_id"]: e for e in report(tmp, "ray-parquet")["eras_detail"]}
+    assert all(e["features"] > 0 for e in eras.values() if e["status"] == "done")

@@ -18,6 +18,7 @@ from .extract.feature_sets import FCParameters, feature_set
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
 from .plugins.hookspecs import hookimpl
 from .sinks import (
+    BatchWriter,
     EraStatus,
     ReportFolder,
     ResumableSink,
@@ -26,6 +27,7 @@ from .sinks import (
     SinkContext,
     SinkPlugin,
     StatusSink,
+    WorkerWritable,
 )
 from .version import __version__
 
@@ -33,6 +35,7 @@ __all__ = [
     "FEATURES_SCHEMA",
     "READINGS_SCHEMA",
     "REFERENCE_PROFILE",
+    "BatchWriter",
     "Costed",
     "DatabaseLost",
     "Era",
@@ -55,6 +58,7 @@ __all__ = [
     "StatusSink",
     "StreamfxError",
     "TsfreshExtractor",
+    "WorkerWritable",
     "__version__",
     "extract_features",
     "feature_set",

@@ -20,3 +20,11 @@ class DatabaseLost(StreamfxError):
     """
 
     exit_code = 1
+
+
+class SinkFailed(StreamfxError):
+    """A sink written by the workers themselves raised (see ``sinks.WorkerWritable``): the run
+    stops with exit status 1, as when a sink fails in the run's own process; what was written
+    before is whole."""
+
+    exit_code = 1

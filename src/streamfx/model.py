@@ -64,10 +64,18 @@ class EraResult:
     peak_rss_mb: float = 0.0
     warnings: list[str] = field(default_factory=list)  # e.g. a plugin calculator that raised
     attempts: int = 1  # tries it took (an earlier one raised or its worker died)
+    written: tuple[str, ...] = ()  # the sinks its worker wrote it to already
+    #: features found, when the worker wrote them to every sink and left ``features`` empty
+    left_behind: int | None = None
 
     @property
     def empty(self) -> bool:
         return self.readings == 0
+
+    @property
+    def feature_rows(self) -> int:
+        """Features found for the era (also when they stayed with the worker)."""
+        return self.features.num_rows if self.left_behind is None else self.left_behind
 
 
 @dataclass

@@ -23,12 +23,14 @@ from ..config import PipelineConfig
 from ..extract.extractors.gpu import gpu_devices
 from ..model import Capacity, WorkerSpec
 from .supervisor import Supervisor, Tracked, WorkerLost
-from .worker import worker_messages
+from .worker import Handoff, worker_messages
 
 
-def _worker_main(config: PipelineConfig, dsn: str, spec: WorkerSpec, pipe: Any) -> None:
+def _worker_main(
+    config: PipelineConfig, dsn: str, spec: WorkerSpec, handoff: Handoff, pipe: Any
+) -> None:
     """Entry point of a local worker process: its messages go through its pipe."""
-    for message in worker_messages(config, dsn, spec, socket.gethostname()):
+    for message in worker_messages(config, dsn, spec, socket.gethostname(), handoff):
         pipe.send(message)
     pipe.close()
     # Everything is sent (the connection closed when run() ended): skip the interpreter's
@@ -76,7 +78,7 @@ class LocalExecutor(Supervisor):
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=_worker_main,
-            args=(self.config, self.dsn, spec, writer),
+            args=(self.config, self.dsn, spec, self.handoff, writer),
             name=f"streamfx-{spec.name}",
         )
         with _ctrl_c_ignored():

@@ -33,13 +33,13 @@ from ..extract.plugin_calculators import check_calculators
 from ..extract.warmup import KernelWarmup
 from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary
 from ..plugins.manager import extractors, feature_calculators, get_extractor, sink_plugins
-from ..sinks import EraStatus, ResumableSink, Sink, SinkContext
+from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, WorkerWritable
 from ..source.open import open_source
 from ..source.postgres import Source
 from ..version import __version__
 from .report import write_report
 from .supervisor import Executor
-from .worker import Started
+from .worker import Handoff, Started
 from .writer import SinkWriter
 
 Notify = Callable[[str], None]
@@ -288,7 +288,7 @@ def execute(
     writer.status([EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane])
     extracting = time.perf_counter()
     try:
-        for event in prepared.executor.run(summary.plan.workers):
+        for event in prepared.executor.run(summary.plan.workers, handoff(config, prepared.sinks)):
             if isinstance(event, Started):
                 mark_started(summary, event, writer, notify)
                 continue
@@ -325,11 +325,23 @@ def execute(
         raise
 
 
+def handoff(config: PipelineConfig, sinks: Sequence[Sink]) -> Handoff:
+    """On Ray, the workers write the sinks that let them (Parquet: parts beside its path), so
+    the features need not come through this process; when every sink does, only the eras'
+    counts come back. The local executor's workers share this machine: they hand every era
+    over (one writer per sink here costs the same CPU and keeps one part per batch)."""
+    if config.executor.kind != "ray":
+        return Handoff()
+    writable = [sink for sink in sinks if isinstance(sink, WorkerWritable)]
+    writers = tuple(sink.worker_writer() for sink in writable)
+    return Handoff(writers, keep_features=len(writable) < len(sinks))
+
+
 def record_done(record: EraRecord, result: EraResult, notify: Notify) -> None:
     """An era finished with features: note them (and say what its calculators warned of)."""
     record.status = "done"
     record.readings = result.readings
-    record.features = result.features.num_rows
+    record.features = result.feature_rows
     record.peak_rss_mb = result.peak_rss_mb
     record.warnings = result.warnings
     for warning in result.warnings:

@@ -55,7 +55,7 @@ from ..config import PipelineConfig
 from ..errors import StreamfxError
 from ..model import Capacity, WorkerSpec
 from .supervisor import Supervisor, Tracked, WorkerLost
-from .worker import Event, worker_messages
+from .worker import Event, Handoff, worker_messages
 
 MISSING = "executor.kind: ray needs the ray extra: pip install 'streamfx[ray]'"
 _started_here = False  # whether this process started the Ray instance it is connected to
@@ -122,9 +122,11 @@ def node_name() -> str:
     return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
 
 
-def _run_worker(config: PipelineConfig, dsn: str, spec: WorkerSpec) -> Iterator[tuple[str, Any]]:
+def _run_worker(
+    config: PipelineConfig, dsn: str, spec: WorkerSpec, handoff: Handoff
+) -> Iterator[tuple[str, Any]]:
     """A Ray task (streaming generator): the worker's messages, as a local worker sends them."""
-    yield from worker_messages(config, dsn, spec, node_name())
+    yield from worker_messages(config, dsn, spec, node_name(), handoff)
 
 
 def _reason(exc: BaseException) -> str:
@@ -147,12 +149,12 @@ class RayExecutor(Supervisor):
     def capacity(self) -> Capacity:
         return cluster_capacity(self.config)
 
-    def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
+    def run(self, workers: list[WorkerSpec], handoff: Handoff = Handoff()) -> Iterator[Event]:
         try:
             connect(self.config)
             # a fresh process per worker: its own peak memory, its GPU memory freed at the end
             self.remote = self.ray.remote(max_calls=1)(_run_worker)
-            yield from super().run(workers)
+            yield from super().run(workers, handoff)
         finally:
             disconnect()
 
@@ -164,7 +166,7 @@ class RayExecutor(Supervisor):
             name=f"streamfx-{spec.name}",
             runtime_env={"env_vars": self.env} if self.env else None,
             **lane,
-        ).remote(self.config, self.dsn, spec)
+        ).remote(self.config, self.dsn, spec, self.handoff)
 
     def _wait(self, running: dict[str, Tracked], timeout: float) -> list[str]:
         streams = [w.handle for w in running.values()]

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..config import PipelineConfig
-from ..errors import DatabaseLost
+from ..errors import DatabaseLost, SinkFailed
 from ..model import Capacity, Era, EraFailure, WorkerSpec
-from .worker import Event, Started
+from .worker import Event, Handoff, Started
 
 
 class Executor(Protocol):
@@ -31,8 +31,9 @@ class Executor(Protocol):
         """The CPU workers and GPUs it runs on by default (lanes are sized to them)."""
         ...
 
-    def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
-        """Process every worker's eras, yielding each event as soon as it happens."""
+    def run(self, workers: list[WorkerSpec], handoff: Handoff = Handoff()) -> Iterator[Event]:
+        """Process every worker's eras, yielding each event as soon as it happens; the
+        workers write their eras to ``handoff``'s writers themselves."""
         ...
 
 
@@ -84,7 +85,8 @@ class Supervisor:
     overdue ones, and replace the lost ones (retrying or failing the eras they had in flight).
 
     A worker's messages are ``("node", where)``, ``("event", Started | outcome)``, then
-    ``("done", peak_rss_mb)`` or ``("fatal", message)`` (the database is gone for good).
+    ``("done", peak_rss_mb)``, ``("fatal", message)`` (the database is gone for good) or
+    ``("sink failed", message)`` (a sink it writes itself raised).
     Subclasses say how to start a worker, wait for messages, read one, and stop a worker.
     """
 
@@ -92,6 +94,7 @@ class Supervisor:
         self.config = config
         self.dsn = dsn
         self.retry = config.executor.retry
+        self.handoff = Handoff()  # what the workers of the current run write themselves
         timeout = config.executor.era_timeout
         self.timeout = timeout.total_seconds() if timeout else None
         self.reports: dict[str, WorkerReport] = {}
@@ -112,7 +115,8 @@ class Supervisor:
         """Stop the worker (kill it if it still runs) and release it; its exit code if known."""
         raise NotImplementedError
 
-    def run(self, workers: list[WorkerSpec]) -> Iterator[Event]:
+    def run(self, workers: list[WorkerSpec], handoff: Handoff = Handoff()) -> Iterator[Event]:
+        self.handoff = handoff
         running = {
             w.name: Tracked(w, self._start(w), dict.fromkeys(w.eras)) for w in workers if w.eras
         }
@@ -150,6 +154,8 @@ class Supervisor:
             report.peak_rss_mb = payload
             report.exit_code = self._stop(worker)
             del running[name]
+        elif kind == "sink failed":  # a sink the worker writes itself
+            raise SinkFailed(payload)
         else:  # fatal: the database is gone for good
             raise DatabaseLost(payload)
 

@@ -22,11 +22,12 @@ import pyarrow as pa
 from ..classify.classifier import Classifier
 from ..config import PipelineConfig
 from ..database import Connection, reconnect
-from ..errors import DatabaseLost
+from ..errors import DatabaseLost, SinkFailed
 from ..extract.era_features import EraFeatures
 from ..extract.extractor import MemoryBounded
 from ..model import FEATURES_SCHEMA, Era, EraFailure, EraResult, WorkerSpec
 from ..plugins.manager import get_extractor, load_local_plugins
+from ..sinks import BatchWriter
 from ..source.postgres import Source
 
 Outcome = EraResult | EraFailure
@@ -59,10 +60,20 @@ def _one_line(exc: BaseException) -> str:
 class EraWorker:
     """Everything one worker needs to turn an era into features: connection, source, extractor."""
 
-    def __init__(self, config: PipelineConfig, dsn: str, spec: WorkerSpec) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        dsn: str,
+        spec: WorkerSpec,
+        writers: Sequence[BatchWriter] = (),
+        *,
+        keep_features: bool = True,
+    ) -> None:
         load_local_plugins(config.plugins)  # a spawned worker starts with built-ins only
         self.config = config
         self.spec = spec
+        self.writers = tuple(writers)  # sinks this worker writes its eras to itself
+        self.keep_features = keep_features  # False: every sink is written here; send counts
         self.retry = config.executor.retry
         self.attempts = dict(spec.attempts)
         policy = config.executor.reconnect  # a database blip while workers start is waited out
@@ -104,7 +115,10 @@ class EraWorker:
         started = time.perf_counter()
         try:
             outcomes = self._extract(eras, started)
+            self._store(outcomes)
         except DatabaseLost:
+            raise
+        except SinkFailed:
             raise
         except Exception as exc:
             if len(eras) > 1:
@@ -122,6 +136,25 @@ class EraWorker:
             yield EraFailure(eras[0], _one_line(exc), elapsed, self.spec.name, tries)
             return
         yield from outcomes
+
+    def _store(self, outcomes: list[Outcome]) -> None:
+        """Write the pass's finished eras to the sinks this worker writes itself (one part
+        each); what the run's process then gets is marked written (and, when every sink is,
+        stripped of its features)."""
+        done = [o for o in outcomes if isinstance(o, EraResult) and not o.empty]
+        if not done or not self.writers:
+            return
+        for writer in self.writers:
+            try:
+                writer.write(done)
+            except Exception as exc:
+                raise SinkFailed(f"sinks.{writer.name}: {_one_line(exc)}") from exc
+        names = tuple(writer.name for writer in self.writers)
+        for result in done:
+            result.written = names
+            if not self.keep_features:
+                result.left_behind = result.features.num_rows
+                result.features = FEATURES_SCHEMA.empty_table()
 
     def _extract(self, eras: tuple[Era, ...], started: float) -> list[Outcome]:
         readings = self.read(eras)
@@ -172,15 +205,28 @@ class EraWorker:
             self.db.close()
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """What workers do with their finished eras besides sending them: the sinks they write
+    themselves, and whether the features still go to the run's process (for its other sinks)."""
+
+    writers: tuple[BatchWriter, ...] = ()
+    keep_features: bool = True
+
+
 def worker_messages(
-    config: PipelineConfig, dsn: str, spec: WorkerSpec, node: str
+    config: PipelineConfig, dsn: str, spec: WorkerSpec, node: str, handoff: Handoff = Handoff()
 ) -> Iterator[tuple[str, Any]]:
     """What a worker tells its executor: ``node``, its events, then ``done`` (or ``fatal``)."""
     yield ("node", node)
     try:
-        for event in EraWorker(config, dsn, spec).run():
+        worker = EraWorker(config, dsn, spec, handoff.writers, keep_features=handoff.keep_features)
+        for event in worker.run():
             yield ("event", event)
     except DatabaseLost as exc:
         yield ("fatal", str(exc))
+        return
+    except SinkFailed as exc:
+        yield ("sink failed", str(exc))
         return
     yield ("done", peak_rss_mb())

@@ -72,6 +72,24 @@ class ReportFolder(Protocol):
     report_folder: str | Path
 
 
+class BatchWriter(Protocol):
+    """What a worker calls to store its own finished eras (picklable: it travels to the
+    worker); ``name`` is its sink's."""
+
+    name: str
+
+    def write(self, results: Sequence[EraResult]) -> int: ...
+
+
+@runtime_checkable
+class WorkerWritable(Protocol):
+    """A sink whose batches the workers can write themselves, to storage every worker reaches
+    (on Ray: parts beside the sink's path), so the features need not pass through the run's
+    own process; ``close`` then finds them there."""
+
+    def worker_writer(self) -> BatchWriter: ...
+
+
 @runtime_checkable
 class RunRecorder(Protocol):
     """A sink that records each run's report in its own store (after ``close``)."""

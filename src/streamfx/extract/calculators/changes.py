@@ -424,7 +424,16 @@ def _lempel_ziv(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no cover - c
             else:
                 edges[k - 1] = k * step + lo
         edges[bins - 1] = hi
-        sequence[:] = np.searchsorted(edges, row, side="left")
+        for i in range(n):  # np.searchsorted(edges, row, side="left"), without the string
+            value = row[i]  # argument that made numba compile its unicode support (2-3 s)
+            low, high = 0, bins
+            while low < high:
+                middle = (low + high) // 2
+                if edges[middle] < value:
+                    low = middle + 1
+                else:
+                    high = middle
+            sequence[i] = low
         # LZ78 parsing with a trie: the set of words is prefix-closed
         for a in range(alphabet):
             children[a] = -1

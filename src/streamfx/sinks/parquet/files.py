@@ -31,6 +31,8 @@ class Location:
             self.fs, root = pafs.LocalFileSystem(), os.path.abspath(text)
             self.shown = str(Path(text))
         self.root = root.rstrip("/")
+        #: names this folder from any process of the run: the URI, or the absolute local path
+        self.portable = text if self.uri else self.root
 
     def path(self, *names: str) -> str:
         """The path of ``names`` under this folder, inside ``fs``."""

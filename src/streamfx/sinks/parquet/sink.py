@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,35 +97,35 @@ class Part:
         return (self.info.mtime_ns or 0, self.info.base_name)
 
 
-class ParquetSink:
-    """Writes a ``parts/<run>-<n>.parquet`` per batch; on close ``features.parquet`` (composed
-    chunk by chunk, so memory holds a chunk of eras, never the run) + ``manifest.json``.
+class PartWriter:
+    """Writes a batch of finished eras as one part file, from the run's process or a worker.
 
-    ``path`` is a local folder or a URI (see :class:`Location`); every file goes through
-    :func:`put`, so each is replaced whole.
+    Parts are named ``<run>-<n>.parquet``, or ``<run>-w<token>-<n>.parquet`` when written by a
+    worker (``token``: drawn in the worker's process, so workers never share a name). The
+    filesystem is opened where the writer is used: it is not part of what is pickled.
     """
 
     name = "parquet"
 
     def __init__(
-        self, path: str | Path, run: SinkContext, *, variance_threshold: float | None = None
+        self,
+        path: str | Path,
+        run_id: str,
+        fingerprint: str,
+        *,
+        worker: bool = False,
+        location: Location | None = None,  # the sink's own, in the run's process
     ) -> None:
-        try:
-            self.location = Location(path)
-            self.fs = self.location.fs
-            self.fs.create_dir(self.location.path(PARTS_DIR), recursive=True)
-        except (OSError, pa.ArrowException) as exc:
-            reason = redact(" ".join(str(exc).split()), str(path))
-            raise StreamfxError(
-                f"sinks.parquet.path: cannot write to {redact(str(path), str(path))}: {reason}"
-            ) from exc
-        self.fingerprint = run.fingerprint
-        self.pipeline = run.pipeline
-        self.run_id = run.run_id
-        self.variance_threshold = variance_threshold
-        self.settings = dict(run.settings)
-        self.report_folder = path  # the run report goes to runs/ beside the features
-        self.batches = 0
+        self.path = path
+        self.run_id = run_id
+        self.fingerprint = fingerprint
+        self.worker = worker
+        self.parts = 0
+        self._location = location
+        self._prefix = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_location": None, "_prefix": ""}
 
     def write(self, results: Sequence[EraResult]) -> int:
         """One part: ``era_id, name, value`` per feature (``name`` is ``sensor__feature``),
@@ -156,12 +157,53 @@ class ParquetSink:
             for r in results
         ]
         metadata = {FINGERPRINT_KEY: self.fingerprint, ERAS_KEY: json.dumps(eras)}
-        self.batches += 1
-        path = self.location.path(
-            PARTS_DIR, f"{_UNSAFE.sub('_', self.run_id)}-{self.batches:06d}.parquet"
-        )
-        put(self.fs, path, lambda out: _write_parquet(frame, out, metadata))
+        if self._location is None:
+            self._location = Location(self.path)
+        if not self._prefix:
+            run = _UNSAFE.sub("_", self.run_id)
+            self._prefix = f"{run}-w{uuid.uuid4().hex[:8]}" if self.worker else run
+        self.parts += 1
+        path = self._location.path(PARTS_DIR, f"{self._prefix}-{self.parts:06d}.parquet")
+        put(self._location.fs, path, lambda out: _write_parquet(frame, out, metadata))
         return len(results)
+
+
+class ParquetSink:
+    """Writes a ``parts/<run>-<n>.parquet`` per batch; on close ``features.parquet`` (composed
+    chunk by chunk, so memory holds a chunk of eras, never the run) + ``manifest.json``.
+
+    ``path`` is a local folder or a URI (see :class:`Location`); every file goes through
+    :func:`put`, so each is replaced whole.
+    """
+
+    name = "parquet"
+
+    def __init__(
+        self, path: str | Path, run: SinkContext, *, variance_threshold: float | None = None
+    ) -> None:
+        try:
+            self.location = Location(path)
+            self.fs = self.location.fs
+            self.fs.create_dir(self.location.path(PARTS_DIR), recursive=True)
+        except (OSError, pa.ArrowException) as exc:
+            reason = redact(" ".join(str(exc).split()), str(path))
+            raise StreamfxError(
+                f"sinks.parquet.path: cannot write to {redact(str(path), str(path))}: {reason}"
+            ) from exc
+        self.fingerprint = run.fingerprint
+        self.pipeline = run.pipeline
+        self.run_id = run.run_id
+        self.variance_threshold = variance_threshold
+        self.settings = dict(run.settings)
+        self.report_folder = path  # the run report goes to runs/ beside the features
+        self._writer = PartWriter(path, self.run_id, self.fingerprint, location=self.location)
+
+    def write(self, results: Sequence[EraResult]) -> int:
+        return self._writer.write(results)
+
+    def worker_writer(self) -> PartWriter:
+        """A writer of parts for the workers: theirs are named by a token of their process."""
+        return PartWriter(self.location.portable, self.run_id, self.fingerprint, worker=True)
 
     def _parts(self) -> list[Part]:
         """Every part file with what its Parquet metadata says (no data read)."""
