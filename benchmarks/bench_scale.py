@@ -3,6 +3,7 @@
 One command::
 
     python benchmarks/bench_scale.py [--runs 120:1d,120:2h,120:1h,365:1h] [--tsfresh-every 20]
+                                     [--ray-runs 120:1d,120:1h]
 
 It starts a throwaway embedded PostgreSQL, seeds the generated demo readings (5-minute sampling,
 16 sensors, 2 compartments) for each number of days, and for each run ``DAYS:STEP`` runs the CLI
@@ -21,7 +22,11 @@ not part of it) is sampled every 0.1 s. For each run the table gives:
   tsfresh) on every N-th done era of the same run, read from the same database, timed and
   scaled to all done eras; the ratio is that estimate over streamfx's wall time.
 
-The table goes into ``benchmarks/RESULTS.md`` under its own heading.
+Then each ``--ray-runs`` run goes to a local Ray instance (2 CPUs) with the Parquet sink alone:
+the workers write the parts, so the features never reach the driver, whose peak RSS is shown by
+the number of eras (flat when the largest run is within 1.2× of the smallest).
+
+The tables go into ``benchmarks/RESULTS.md`` under their own heading.
 """
 
 from __future__ import annotations
@@ -58,9 +63,11 @@ source:
 sinks:
   parquet:
     path: {parquet}
-  postgres:
-    table: {table}
-"""
+{more}"""
+BOTH_SINKS = "  postgres:\n    table: {table}\n"
+#: Parquet alone on a local Ray instance: the workers write the parts, the driver composes.
+ON_RAY = "executor:\n  kind: ray\n  ray_num_cpus: 2\n"
+DEFAULT_RAY_RUNS = "120:1d,120:1h"
 
 
 @dataclass
@@ -81,12 +88,14 @@ class Run:
     tsfresh_eras: int = 0
 
 
-def run_cli(label: str, days: int, step: str, dsn: str, work: Path) -> Run:
-    """The CLI on one pipeline as a subprocess, its process tree sampled throughout."""
+def run_cli(label: str, days: int, step: str, dsn: str, work: Path, *, ray: bool = False) -> Run:
+    """The CLI on one pipeline as a subprocess, its process tree sampled throughout (on Ray the
+    workers are Ray's processes, not the CLI's children: the tree is the driver alone)."""
     parquet = work / f"out-{label}"
     table = f"features_{label.replace(':', '_')}"
     pipeline = work / f"pipeline-{label}.yaml"
-    pipeline.write_text(PIPELINE.format(label=label, step=step, parquet=parquet, table=table))
+    more = ON_RAY if ray else BOTH_SINKS.format(table=table)
+    pipeline.write_text(PIPELINE.format(label=label, step=step, parquet=parquet, more=more))
     log = work / f"run-{label}.log"
     command = [sys.executable, "-m", "streamfx.cli", "run", str(pipeline), "-q"]
     env = {**os.environ, "STREAMFX_DSN": dsn}
@@ -114,7 +123,7 @@ def run_cli(label: str, days: int, step: str, dsn: str, work: Path) -> Run:
         tree_peak_mib=max(s.tree_rss for s in sampler.samples) / MIB,
         main_peak_mib=peaks.get("main", 0) / MIB,
         worker_peak_mib=peaks.get("worker", 0) / MIB,
-        postgres_bytes=postgres_bytes(dsn, table),
+        postgres_bytes=0 if ray else postgres_bytes(dsn, table),
         parquet_bytes=(parquet / "features.parquet").stat().st_size,
     )
 
@@ -254,6 +263,26 @@ def verdicts(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def ray_table(runs: Sequence[Run]) -> list[str]:
+    """Parquet alone on a local Ray instance: the driver's peak memory by the number of eras."""
+    header = ["run (Ray, Parquet only)", "eras (done)", "wall s", "driver peak RSS MiB"]
+    rows = [
+        [
+            f"{r.days} days every {r.step}",
+            f"{r.report['eras']['total']:,} ({r.report['eras']['done']:,})",
+            f"{r.wall_s:.1f}",
+            f"{r.main_peak_mib:,.0f}",
+        ]
+        for r in runs
+    ]
+    growth = runs[-1].main_peak_mib / runs[0].main_peak_mib
+    return [
+        common.markdown_table(header, rows),
+        "",
+        f"- Ray driver: largest run / smallest {growth:.2f} (flat: ≤ 1.2): {_ok(growth <= 1.2)}",
+    ]
+
+
 def _ok(met: bool) -> str:
     return "met" if met else "**missed**"
 
@@ -263,6 +292,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", default=DEFAULT_RUNS, help="DAYS:STEP,... (default %(default)s)")
     parser.add_argument(
         "--tsfresh-every", type=int, default=20, help="time tsfresh on every N-th era (0: not)"
+    )
+    parser.add_argument(
+        "--ray-runs",
+        default=DEFAULT_RAY_RUNS,
+        help="DAYS:STEP,... on a local Ray instance, Parquet only ('' for none; default %(default)s)",
     )
     common.add_output_options(parser, keep=True)
     return parser.parse_args(argv)
@@ -274,9 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streamfx.database import start_embedded
 
     server = start_embedded(work / "pg")
-    plan = [(int(days), step) for days, step in (item.split(":") for item in args.runs.split(","))]
+    plan = _runs(args.runs)
+    on_ray = _runs(args.ray_runs)
     dsns: dict[int, str] = {}
-    for days in sorted({days for days, _ in plan}):
+    for days in sorted({days for days, _ in plan + on_ray}):
         dsns[days], counts = create_and_seed(server, f"days{days}", days)
         print(f"seeded {days} days: {counts['readings']:,} readings", flush=True)
     runs = []
@@ -288,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             time_tsfresh(run, work / f"pipeline-{label}.yaml", dsns[days], args.tsfresh_every)
             print(f"  tsfresh (est.) {run.tsfresh_s:.0f} s", flush=True)
         runs.append(run)
+    ray_runs = []
+    for days, step in on_ray:
+        label = f"ray-{days}d-{step}"
+        ray_runs.append(run_cli(label, days, step, dsns[days], work, ray=True))
+        print(f"{label}: {ray_runs[-1].wall_s:.1f} s", flush=True)
     text = "\n".join(
         [
             HEADING,
@@ -302,10 +342,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             *verdicts(runs),
             "",
+            *([*ray_table(ray_runs), ""] if ray_runs else []),
         ]
     )
     common.publish(text, HEADING, write=not args.no_write)
     return 0
+
+
+def _runs(text: str) -> list[tuple[int, str]]:
+    """``DAYS:STEP,...`` as (days, step) pairs."""
+    return [
+        (int(days), step) for days, step in (item.split(":") for item in text.split(",") if item)
+    ]
 
 
 if __name__ == "__main__":
