@@ -15,6 +15,13 @@ peak RSS (``ru_maxrss`` of the process plus that of its largest waited-for child
   not ported yet fall back to tsfresh (``n_jobs=--jobs``) inside the extractor. How many ran
   natively and how many fell back (``streamfx.extract.calculators.split_settings``) is reported, and the
   ported calculators alone are timed as well.
+* ``api-polars`` / ``api-pandas``: the public ``streamfx.extract_features`` as a user calls it
+  (column_id/sort/kind/value, ``default_fc_parameters=--set``, ``n_jobs=--jobs``) on a polars or
+  a pandas long frame, result in the same library. The engine's own call (as ``native``) is
+  timed beside it in the same process, in ``API_ROUNDS`` rounds (or ``--repeat`` if more) of
+  one call each, which comes first alternating; the ratio API / engine is the median of the
+  rounds' ratios: on a shared machine, calls side by side compare more steadily than separate
+  processes.
 * ``tsfresh``: ``tsfresh.extract_features(n_jobs=--jobs)`` on a pandas long frame
   (column_id/sort/kind/value, no imputation).
 * ``tsfresh-rs``: the same call to ``tsfresh_rs.extract_features`` (PyPI ``tsfresh-rs``, a
@@ -75,8 +82,10 @@ def heading(days: int) -> str:
     return f"## Extraction engines, {days} days: native vs tsfresh vs tsfresh-rs (bench_extract.py)"
 
 
-ENGINES = ("native", "tsfresh-rs", "tsfresh", "e2e")
+ENGINES = ("native", "api-polars", "api-pandas", "tsfresh-rs", "tsfresh", "e2e")
 # targets of the issue
+API_VS_ENGINE = 1.2  # issue 13: the public API's time over the engine's, at most
+API_ROUNDS = 15  # at least: a ratio of two noisy times needs more pairs than one time alone
 NATIVE_VS_RS = 2.0
 NATIVE_VS_TSFRESH = 70.0
 E2E_VS_TSFRESH = 15.0
@@ -259,6 +268,61 @@ def run_native(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_api(args: argparse.Namespace, library: str) -> dict[str, Any]:
+    """``streamfx.extract_features`` on a ``library`` ("polars" or "pandas") long frame, in
+    rounds of one such call and one of the engine alone (``native``'s) on the same readings."""
+    import streamfx
+    from streamfx.extract.extractors.native import NativeExtractor
+
+    readings = read_ipc(args.input)
+    sensors = sorted(set(readings["sensor"].to_pylist()))
+    settings = dict.fromkeys(sensors, settings_for(args.set))
+
+    def frame(table: pa.Table) -> Any:
+        return pl.from_arrow(table) if library == "polars" else table.to_pandas()
+
+    def api(data: Any) -> Any:
+        return streamfx.extract_features(
+            data,
+            column_id="era_id",
+            column_sort="time",
+            column_kind="sensor",
+            column_value="value",
+            default_fc_parameters=args.set,
+            n_jobs=args.jobs,
+        )
+
+    def engine(table: pa.Table) -> pa.Table:
+        return NativeExtractor().extract(table, settings, n_jobs=args.jobs)
+
+    warm = first_era(readings)
+    engine(warm)
+    api(frame(warm))
+    data = frame(readings)
+    rss_before = current_rss_mib()
+    calls = {"engine": lambda: engine(readings), "api": lambda: api(data)}
+    times: dict[str, list[float]] = {"engine": [], "api": []}
+    wide = None
+    for round_ in range(max(args.repeat, API_ROUNDS)):
+        for name in sorted(calls, reverse=round_ % 2 == 0):  # alternate: no order bias
+            outcome, seconds = timed_runs(calls[name], 1)
+            times[name].append(seconds)
+            wide = outcome if wide is None and name == "api" else wide
+            del outcome  # freeing a result is no part of the next call
+    if library == "pandas":
+        wide = pl.from_pandas(wide.rename_axis("era_id").reset_index(), nan_to_null=False)
+    wide_to_long(wide, sensors).write_parquet(args.out)
+    return {
+        "seconds": statistics.median(times["api"]),
+        "engine_seconds": statistics.median(times["engine"]),
+        "ratio": statistics.median(
+            a / e for a, e in zip(times["api"], times["engine"], strict=True)
+        ),
+        "rss_before_mib": rss_before,
+        "parallelism": f"as native; {library} in and out",
+    }
+
+
 def run_tsfresh_like(args: argparse.Namespace, module: str) -> dict[str, Any]:
     """``extract_features`` of ``module`` (tsfresh or tsfresh_rs) on a pandas long frame."""
     try:
@@ -331,6 +395,8 @@ def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
 
 WORKERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "native": run_native,
+    "api-polars": lambda args: run_api(args, "polars"),
+    "api-pandas": lambda args: run_api(args, "pandas"),
     "tsfresh": lambda args: run_tsfresh_like(args, "tsfresh"),
     "tsfresh-rs": lambda args: run_tsfresh_like(args, "tsfresh_rs"),
     "e2e": run_e2e,
@@ -571,6 +637,7 @@ def targets(engines: dict[str, Engine], arrow_mib: float) -> list[str]:
         return "-" if x is None else f"{x:.1f}×"
 
     return [
+        *api_target(engines),
         f"- native vs tsfresh-rs: **{fmt(vs_rs)}** faster (target ≥ {NATIVE_VS_RS:g}×) -> "
         f"**{verdict(None if vs_rs is None else vs_rs >= NATIVE_VS_RS)}**",
         f"- native vs tsfresh ({ts.result.get('parallelism', '?') if ts else '?'}): "
@@ -584,6 +651,25 @@ def targets(engines: dict[str, Engine], arrow_mib: float) -> list[str]:
         f"- native peak RSS {'-' if rss is None else f'{rss:.0f}'} MiB ≤ 3 × Arrow input "
         f"({arrow_mib:.1f} MiB) + {RSS_SLACK_MIB:g} MiB = {limit:.0f} MiB -> "
         f"**{verdict(None if rss is None else rss <= limit)}**{growth(native)}",
+    ]
+
+
+def api_target(engines: dict[str, Engine]) -> list[str]:
+    """The issue 13 line: ``streamfx.extract_features`` over the engine, per input library."""
+    runs = [e for name, e in engines.items() if name.startswith("api-")]
+    if not runs:
+        return []
+    done = [e for e in runs if e.seconds is not None]
+    parts = [
+        f"{e.name.removeprefix('api-')} in **{e.result['ratio']:.2f}×** "
+        f"({e.seconds:.3f} s vs {e.result['engine_seconds']:.3f} s)"
+        for e in done
+    ]
+    ok = None if len(done) < len(runs) else all(e.result["ratio"] <= API_VS_ENGINE for e in done)
+    return [
+        f"- public API within {API_VS_ENGINE:g}× of the engine (`streamfx.extract_features` "
+        f"over the engine's own call beside it): {', '.join(parts) or '-'} "
+        f"(target ≤ {API_VS_ENGINE:g}×) -> **{verdict(ok)}**"
     ]
 
 
@@ -636,6 +722,16 @@ def section(
             f"({', '.join(r['calculators_fallback']) or 'none'}); "
             f"the ported calculators alone took "
             f"{'-' if ported is None else f'{ported:.3f}'} s."
+        )
+    if any(name.startswith("api-") for name in engines):
+        lines.append(
+            '- api-polars / api-pandas: `streamfx.extract_features(frame, column_id="era_id", '
+            'column_sort="time", column_kind="sensor", column_value="value", '
+            f'default_fc_parameters="{args.set}")` on the same readings as a polars / pandas '
+            "long frame, the wide result in the same library; timed in the same process in "
+            f"{API_ROUNDS} rounds (or --repeat if more) of one such call and one of the engine "
+            "alone (native's call), which comes first alternating; the ratio API / engine is the "
+            "median of the rounds' ratios (steadier on a shared machine than separate processes)."
         )
     e2e = engines.get("e2e")
     if e2e and e2e.seconds is not None:

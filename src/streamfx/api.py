@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import StreamfxError
 from .extract.era_features import extract_all
 from .extract.feature_sets import FCParameters, feature_set
 from .extract.plugin_calculators import check_calculators
-from .extract.wide import scatter
 from .model import READINGS_SCHEMA
 from .plugins.manager import get_extractor
 
@@ -76,15 +76,13 @@ def extract_features(
     long, kinds = _to_long(frame, column_id, column_sort, column_kind, column_value)
     fc_parameters = _resolve_parameters(kinds, default_fc_parameters, kind_to_fc_parameters)
 
-    ids = _id_map(long)
+    long, ids = _id_map(long)
+    time = _time(long)
+    if len(fc_parameters) < len(kinds):  # kinds without settings are not computed
+        long = long.filter(pl.col(_KIND).is_in(list(fc_parameters)))
     readings = (
-        long.join(ids, on=_ID, how="left", maintain_order="left")
-        .filter(pl.col(_KIND).is_in(list(fc_parameters)))
-        .select(
-            pl.col(_ERA),
-            pl.col(_KIND).alias("sensor"),
-            _time(long),
-            pl.col(_VALUE).alias("value"),
+        long.select(
+            pl.col(_ERA), pl.col(_KIND).alias("sensor"), time, pl.col(_VALUE).alias("value")
         )
         .to_arrow()
         .cast(READINGS_SCHEMA)
@@ -169,14 +167,14 @@ def _to_long(
         _refuse_missing(long, {_ID: column_id, _ORDER: column_sort, _KIND: column_kind})
         _refuse_missing_values(long, [column_value])
         # tsfresh groups by (id, kind) sorted on their own types and names columns in order of
-        # first appearance: kinds of the first id (sorted), then new kinds of the next id, ...
+        # first appearance: kinds of the first id (sorted), then new kinds of the next id, ...,
+        # i.e. kinds sorted by the first id they appear in, then by themselves
         kinds = (
-            long.select(_ID, _KIND)
-            .unique()
+            long.group_by(_KIND)
+            .agg(pl.col(_ID).min())
             .sort([_ID, _KIND])
             .get_column(_KIND)
             .cast(pl.String)
-            .unique(maintain_order=True)
             .to_list()
         )
         return long.with_columns(pl.col(_KIND).cast(pl.String)), kinds
@@ -220,13 +218,16 @@ def _refuse_missing_values(frame: pl.DataFrame, names: Sequence[str]) -> None:
             raise StreamfxError(f"column {name!r} must not contain missing values (null or NaN)")
 
 
-def _id_map(long: pl.DataFrame) -> pl.DataFrame:
-    """Each original id (column _ID) and its string era_id, sorted by id."""
+def _id_map(long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``long`` with each row's string era_id, and each original id (column _ID) with its
+    era_id, sorted by id. The era_id is the id as text where that is one-to-one (no join)."""
     ids = long.select(_ID).unique().sort(_ID)
     era = ids.get_column(_ID).cast(pl.String, strict=False)
     if era.null_count() or era.n_unique() != ids.height:  # not printable one-to-one: number them
-        era = pl.Series(_ERA, [str(i) for i in range(ids.height)], dtype=pl.String)
-    return ids.with_columns(era.alias(_ERA))
+        ids = ids.with_columns(pl.int_range(ids.height).cast(pl.String).alias(_ERA))
+        return long.join(ids, on=_ID, how="left", maintain_order="left"), ids
+    text = pl.col(_ID).cast(pl.String, strict=False).alias(_ERA)
+    return long.with_columns(text), ids.with_columns(era.alias(_ERA))
 
 
 def _time(long: pl.DataFrame) -> pl.Expr:
@@ -295,61 +296,132 @@ def _to_wide(
     ids: pl.DataFrame,
     kinds: Sequence[str],
     fc_parameters: Mapping[str, Mapping[Any, Any]],
-) -> tuple[pl.Series, np.ndarray, list[str]]:
+) -> tuple[pl.Series, np.ndarray, pa.StringArray]:
     """The ids that got features (original type, sorted) and their features in tsfresh's
-    column order: a float64 matrix (NaN where an id lacks a feature) and its column names."""
-    long = pl.from_arrow(features)
-    assert isinstance(long, pl.DataFrame)
-    if long.height == 0:
-        return ids.get_column(_ID).clear(), np.empty((0, 0)), []
-    long = long.with_columns(
-        (pl.col("sensor") + "__" + pl.col("feature")).alias("name"),
-    )
-    rank = {kind: i for i, kind in enumerate(kinds)}
+    column order: a float64 ids × names matrix, column-major (NaN where an id lacks a
+    feature), and the names.
+
+    The long rows' strings become integer codes (the id's row, the kind's rank, the
+    feature's dictionary index), hashed once per run of equal values; the rest works on the
+    codes and on the distinct (kind, feature) pairs: on 13 k columns, joins and sorts of
+    strings over all rows cost more than the extraction.
+    """
+    if features.num_rows == 0:
+        return ids.get_column(_ID).clear(), np.empty((0, 0)), pa.array([], pa.string())
+    era, seen = _positions(features["era_id"], ids.get_column(_ERA).to_arrow())
+    kind_names = pa.array(kinds, pa.string())
+    rank, _ = _positions(features["sensor"], kind_names)
+    feature, dictionary = _dictionary(features["feature"])
+    values = features["value"].to_numpy()  # nulls -> NaN
+    if min(era.min(), rank.min()) < 0:  # rows of ids or kinds not asked for are left out
+        keep = (era >= 0) & (rank >= 0)
+        era, rank, feature, values = era[keep], rank[keep], feature[keep], values[keep]
+        seen = np.unique(era)
+    size = len(dictionary)
+    pair = np.multiply(rank, size, dtype=np.int64)
+    pair += feature
+
     # tsfresh's order: kinds in order, then calculators in settings order; within a
-    # calculator the extractor's order (its parameter sets' order).
-    calculator_rank = pl.DataFrame(
-        [
-            (kind, getattr(calc, "__name__", calc), i)
-            for kind, settings in fc_parameters.items()
-            for i, calc in enumerate(settings)
-        ],
-        schema={"sensor": pl.String, "calculator": pl.String, "c": pl.Int64},
-        orient="row",
+    # calculator the extractor's order (its parameter sets' order: first appearance).
+    first = np.full(len(kinds) * size, len(pair))
+    np.minimum.at(first, pair, np.arange(len(pair)))  # each (kind, feature)'s first row
+    pairs = np.flatnonzero(first < len(pair))
+    pair_rank, pair_feature = np.divmod(pairs, size)
+    place = _calculator_places(kinds, fc_parameters, dictionary)
+    order = np.lexsort((first[pairs], place[pair_rank, pair_feature], pair_rank))
+    pairs, pair_rank, pair_feature = pairs[order], pair_rank[order], pair_feature[order]
+    names = pc.binary_join_element_wise(
+        kind_names.take(pair_rank), dictionary.take(pair_feature), "__"
     )
-    names = (
-        long.select("sensor", "feature", "name")
-        .unique(maintain_order=True)
-        .with_columns(
-            pl.col("sensor").replace_strict(rank, return_dtype=pl.Int64).alias("r"),
-            pl.col("feature").str.split("__").list.first().alias("calculator"),
-        )
-        .join(calculator_rank, on=["sensor", "calculator"], how="left", maintain_order="left")
-        .sort("r", "c", maintain_order=True, nulls_last=True)
-        .get_column("name")
-        .to_list()
+
+    # a row per id, a column per name (a feature an id lacks is NaN, as in tsfresh), then
+    # only the ids that got features
+    start = np.empty(len(kinds) * size, dtype=np.int64)  # a (kind, feature)'s first cell
+    start[pairs] = np.arange(len(pairs)) * ids.height
+    cell = np.take(start, pair)
+    cell += era
+    cells = np.full(ids.height * len(pairs), np.nan)  # column after column
+    cells[cell] = values
+    matrix = cells.reshape(len(pairs), ids.height).T
+    got = np.zeros(ids.height, dtype=bool)
+    got[seen] = True
+    if got.all():
+        return ids.get_column(_ID), matrix, names
+    return ids.get_column(_ID).filter(got), np.asfortranarray(matrix[got]), names
+
+
+def _calculator_places(
+    kinds: Sequence[str], fc_parameters: Mapping[str, Mapping[Any, Any]], features: pa.Array
+) -> np.ndarray:
+    """Kinds × ``features``: where the feature's calculator stands in the kind's settings
+    (tsfresh orders the columns by it); last where the kind has no such calculator."""
+    calculator = pc.dictionary_encode(
+        pc.list_element(pc.split_pattern(features, "__", max_splits=1), 0)
     )
-    # the ids that got features, in id order; a feature an id lacks is NaN, as in tsfresh
-    present = ids.filter(pl.col(_ERA).is_in(long.get_column(_ERA).unique().implode()))
-    matrix, _ = scatter(long, _ERA, present.get_column(_ERA), pl.Series(names, dtype=pl.String))
-    return present.get_column(_ID), matrix, names
+    column = {name: j for j, name in enumerate(calculator.dictionary.to_pylist())}
+    rank = {kind: i for i, kind in enumerate(kinds)}
+    table = np.full((len(kinds), len(column)), np.iinfo(np.int64).max)
+    for kind, settings in fc_parameters.items():
+        for place, calc in enumerate(settings):
+            j = column.get(getattr(calc, "__name__", calc))
+            if j is not None:
+                table[rank[kind], j] = place
+    return table[:, calculator.indices.to_numpy()]
 
 
-def _arrow_table(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pa.Table:
-    """The id column, then one float64 column per feature (each column copied once)."""
-    columns = np.asfortranarray(matrix)
-    arrays = [ids.to_arrow(), *(pa.array(columns[:, j]) for j in range(len(names)))]
-    return pa.Table.from_arrays(arrays, names=[ids.name, *names])
+def _runs(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray | None]:
+    """``column`` as the values of its runs of equal neighbours and their lengths, where its
+    first rows run (else as it is, lengths None). Extractors write two of id, kind and feature
+    in runs (native: a feature over a bucket's series, an id over its kinds; tsfresh: an id
+    over its kinds, a kind over its features): one hash per run is cheaper than per row."""
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # no copy
+    head = array.slice(0, 4096)
+    if len(head) < 2 or 2 * pc.sum(pc.equal(head[1:], head[:-1])).as_py() < len(head):
+        return array, None
+    runs = pc.run_end_encode(array)
+    return runs.values, np.diff(runs.run_ends.to_numpy(), prepend=0)
 
 
-def _polars_output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pl.DataFrame:
-    wide = pl.from_arrow(_arrow_table(ids, matrix, names))
-    assert isinstance(wide, pl.DataFrame)
-    return wide
+def _positions(column: pa.ChunkedArray, among: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The position in ``among`` of each row's value (-1 where it is not there), and of each
+    run's: the same positions, fewer, for what only asks which were found."""
+    values, lengths = _runs(column)
+    found = pc.index_in(values, value_set=among)
+    found = (pc.fill_null(found, -1) if found.null_count else found).to_numpy()
+    return (found if lengths is None else np.repeat(found, lengths)), found
+
+
+def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Each value's index in the distinct values, and those (in order of first appearance)."""
+    values, lengths = _runs(column)
+    encoded = pc.dictionary_encode(values)
+    indices = encoded.indices.to_numpy()
+    return (indices if lengths is None else np.repeat(indices, lengths)), encoded.dictionary
+
+
+def _arrow_table(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> pa.Table:
+    """The id column, then one float64 column per feature: zero-copy slices of the
+    column-major matrix's buffer."""
+    rows = matrix.shape[0]
+    flat = pa.array(matrix.T.reshape(-1))  # column after column
+    arrays = [ids.to_arrow(), *(flat.slice(j * rows, rows) for j in range(len(names)))]
+    return pa.Table.from_arrays(arrays, names=[ids.name, *names.to_pylist()])
+
+
+def _polars_output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> pl.DataFrame:
+    """The id column, then one float64 column per feature. Where features outnumber ids,
+    polars makes the columns itself (a transpose of one column per id): one Series per
+    feature from Python costs more than the extraction on 13 k columns."""
+    if matrix.shape[0] < matrix.shape[1]:
+        per_id = pl.Series(matrix.T).arr.to_struct().struct.unnest()
+        wide = per_id.transpose(column_names=names.to_pylist())
+    else:
+        wide = pl.from_numpy(matrix, schema=names.to_pylist(), orient="row")  # zero-copy columns
+    return pl.concat([ids.to_frame(), wide], how="horizontal")
 
 
 def _arrow_output(schema: pa.Schema):
-    def output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> pa.Table:
+    def output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> pa.Table:
         table = _arrow_table(ids, matrix, names)
         field = schema.field(ids.name)
         try:
@@ -362,13 +434,16 @@ def _arrow_output(schema: pa.Schema):
 
 
 def _pandas_output(dtypes: Any):
-    def output(ids: pl.Series, matrix: np.ndarray, names: list[str]) -> Any:
+    def output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> Any:
         import pandas as pd
 
         index = pd.Index(ids.to_pandas()).astype(dtypes[ids.name])
         index.name = None  # as tsfresh
-        values = matrix if names else None
-        result = pd.DataFrame(values, index=index, columns=pd.Index(names), dtype=float)
+        if len(names):  # pandas' own string type, as from a list
+            values, columns = matrix, pd.Index(names.to_pandas())
+        else:
+            values, columns = None, pd.Index([])
+        result = pd.DataFrame(values, index=index, columns=columns, dtype=float, copy=False)
         return result.sort_index()
 
     return output

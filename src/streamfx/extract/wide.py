@@ -1,9 +1,8 @@
 """Long features (a key, a feature name, a value per row) as one dense matrix, by index.
 
 A dense keys × names matrix filled by position: polars' generic pivot takes seconds for the
-thousands of columns a feature table has (most of ``extract_features``'s time on 13 k columns
-with polars 2.1), this takes milliseconds. Both the Parquet sink's wide file and the API's
-result are built with it.
+thousands of columns a feature table has, this takes milliseconds. The Parquet sink's wide file
+is built with it (``streamfx.extract_features`` goes further: integer codes, see ``api._to_wide``).
 """
 
 from __future__ import annotations
