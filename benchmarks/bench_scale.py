@@ -16,7 +16,8 @@ not part of it) is sampled every 0.1 s. For each run the table gives:
   after the other, then ``writes_s``, the sinks' writer alongside extraction);
 - peak RSS of the tree, of the CLI process and of the largest worker;
 - the PostgreSQL tables' bytes (table + TOAST + indexes) beside features.parquet's, and the
-  values per second the PostgreSQL sink wrote (values / its write seconds);
+  values per second the PostgreSQL sink wrote (values / its write seconds), in the run and by
+  itself on the run's first 1,024 eras (read back from the parts) into a fresh table;
 - tsfresh: ``tsfresh.extract_features(n_jobs=2)`` with each sensor's settings of the run (its
   feature set and extra calculators; rolling windows are streamfx's own and not asked of
   tsfresh) on every N-th done era of the same run, read from the same database, timed and
@@ -68,6 +69,7 @@ BOTH_SINKS = "  postgres:\n    table: {table}\n"
 #: Parquet alone on a local Ray instance: the workers write the parts, the driver composes.
 ON_RAY = "executor:\n  kind: ray\n  ray_num_cpus: 2\n"
 DEFAULT_RAY_RUNS = "120:1d,120:1h"
+ALONE_ERAS = 1024
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Run:
     parquet_bytes: int
     tsfresh_s: float | None = None  # scaled to every done era
     tsfresh_eras: int = 0
+    alone_values_s: float = 0.0  # the PostgreSQL sink by itself on the run's eras
 
 
 def run_cli(label: str, days: int, step: str, dsn: str, work: Path, *, ray: bool = False) -> Run:
@@ -146,6 +149,46 @@ def postgres_bytes(dsn: str, table: str) -> int:
     return int(size)
 
 
+def postgres_alone(run: Run, work: Path, dsn: str, eras: int = ALONE_ERAS) -> None:
+    """The PostgreSQL sink by itself on the run's own first ``eras`` eras (read back from its
+    Parquet parts), ``batch_eras`` (64) at a time into a fresh table: its values per second
+    when it has the machine to itself, beside the figure measured inside the run, where it
+    shares 2 cores with the workers, the Parquet sink and the database server."""
+    import datetime as dt
+
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from streamfx.model import FEATURES_SCHEMA, Era, EraResult
+    from streamfx.sinks import SinkContext
+    from streamfx.sinks.parquet.sink import ERAS_KEY
+    from streamfx.sinks.postgres.sink import PostgresSink
+
+    results: list[EraResult] = []
+    for part in sorted((work / f"out-{run.label}" / "parts").glob("*.parquet")):
+        meta = json.loads(pq.read_schema(part).metadata[ERAS_KEY.encode()])
+        values = pl.read_parquet(part).with_columns(
+            pl.col("name").str.splitn("__", 2).struct.rename_fields(["sensor", "feature"])
+        )
+        by_era = values.unnest("name").partition_by("era_id", as_dict=True)
+        for era_id, partition, start, end, readings in meta:
+            features = by_era[(era_id,)].select("era_id", "sensor", "feature", "value")
+            when = dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)
+            era = Era(era_id, *when, partition)
+            results.append(EraResult(era, readings, features.to_arrow().cast(FEATURES_SCHEMA)))
+        if len(results) >= eras:
+            break
+    context = SinkContext("bench-alone", f"alone-{run.label}", dsn, "alone")
+    sink = PostgresSink(dsn, context, table=f"alone_{run.label.replace('-', '_')}")
+    written, seconds = 0, 0.0
+    for start in range(0, min(eras, len(results)), 64):
+        began = time.perf_counter()
+        written += sink.write(results[start : start + 64])
+        seconds += time.perf_counter() - began
+    sink.close()
+    run.alone_values_s = written / seconds
+
+
 def time_tsfresh(run: Run, pipeline: Path, dsn: str, every: int) -> None:
     """tsfresh (n_jobs=2) on every ``every``-th done era of ``run``, scaled to all done eras."""
     import warnings
@@ -203,7 +246,7 @@ def table(runs: Sequence[Run]) -> str:
         "peak RSS tree / CLI / worker (MiB)",
         "PostgreSQL MB (× Parquet)",
         "Parquet MB",
-        "values written/s",
+        "values written/s (in the run / sink alone)",
         "tsfresh s (est.)",
         "× tsfresh",
     ]
@@ -224,7 +267,8 @@ def table(runs: Sequence[Run]) -> str:
                 f"{r.tree_peak_mib:,.0f} / {r.main_peak_mib:,.0f} / {r.worker_peak_mib:,.0f}",
                 f"{r.postgres_bytes / 1e6:,.1f} ({r.postgres_bytes / r.parquet_bytes:.2f}×)",
                 f"{r.parquet_bytes / 1e6:,.1f}",
-                f"{values / write / 1e6:.2f} M" if write else "-",
+                (f"{values / write / 1e6:.2f} M" if write else "-")
+                + f" / {r.alone_values_s / 1e6:.2f} M",
                 f"{r.tsfresh_s:,.0f} ({r.tsfresh_eras} eras timed)" if r.tsfresh_s else "-",
                 f"{r.tsfresh_s / r.wall_s:.1f}×" if r.tsfresh_s else "-",
             ]
@@ -256,8 +300,10 @@ def verdicts(runs: Sequence[Run]) -> list[str]:
         write = r.report["writes_s"].get("write postgres", 0.0)
         rate = values / write if write else 0.0
         size = r.postgres_bytes / r.parquet_bytes
+        alone = r.alone_values_s
         lines.append(
-            f"- {r.label}: PostgreSQL {rate / 1e6:.2f} M values/s (target ≥ 2): {_ok(rate >= 2e6)}; "
+            f"- {r.label}: PostgreSQL {rate / 1e6:.2f} M values/s in the run, {alone / 1e6:.2f} M"
+            f" alone (target ≥ 2): {_ok(rate >= 2e6)} in the run, {_ok(alone >= 2e6)} alone; "
             f"{size:.2f}× the Parquet bytes (target ≤ 3): {_ok(size <= 3)}"
         )
     return lines
@@ -319,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = f"{days}d-{step}"
         run = run_cli(label, days, step, dsns[days], work)
         print(f"{label}: {run.report['eras']['total']:,} eras in {run.wall_s:.1f} s", flush=True)
+        postgres_alone(run, work, dsns[days])
+        print(f"  PostgreSQL sink alone: {run.alone_values_s / 1e6:.2f} M values/s", flush=True)
         if args.tsfresh_every:
             time_tsfresh(run, work / f"pipeline-{label}.yaml", dsns[days], args.tsfresh_every)
             print(f"  tsfresh (est.) {run.tsfresh_s:.0f} s", flush=True)
