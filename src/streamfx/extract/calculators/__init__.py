@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numba
 from array_api_compat import array_namespace, is_numpy_array
 
 Array = Any  # a NumPy or CuPy array
@@ -189,6 +190,20 @@ def host(x: Array) -> Any:
     """``x`` as a NumPy array, its dtype kept (CuPy arrays copy back with ``.get()``)."""
     get = getattr(x, "get", None)
     return get() if callable(get) else x
+
+
+@numba.njit(cache=True)
+def search_left(edges: Any, count: int, value: float) -> int:  # pragma: no cover - compiled
+    """``np.searchsorted(edges[:count], value, side="left")`` inside numba kernels: numba's own
+    takes ``side`` as a string, and compiling its string support cost 2-3 s per machine."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high) // 2
+        if edges[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def to_host(array: Array) -> Any:

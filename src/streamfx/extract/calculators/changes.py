@@ -10,7 +10,18 @@ import numba
 import numpy as np
 from array_api_compat import is_numpy_array
 
-from . import Array, as_float, combiner, full, host, like, namespace, param_suffix, simple
+from . import (
+    Array,
+    as_float,
+    combiner,
+    full,
+    host,
+    like,
+    namespace,
+    param_suffix,
+    search_left,
+    simple,
+)
 from .statistics import quantile_of_sorted, sorted_rows
 
 
@@ -424,16 +435,8 @@ def _lempel_ziv(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no cover - c
             else:
                 edges[k - 1] = k * step + lo
         edges[bins - 1] = hi
-        for i in range(n):  # np.searchsorted(edges, row, side="left"), without the string
-            value = row[i]  # argument that made numba compile its unicode support (2-3 s)
-            low, high = 0, bins
-            while low < high:
-                middle = (low + high) // 2
-                if edges[middle] < value:
-                    low = middle + 1
-                else:
-                    high = middle
-            sequence[i] = low
+        for i in range(n):  # np.searchsorted(edges, row, side="left")
+            sequence[i] = search_left(edges, bins, row[i])
         # LZ78 parsing with a trie: the set of words is prefix-closed
         for a in range(alphabet):
             children[a] = -1

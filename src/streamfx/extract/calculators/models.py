@@ -19,6 +19,7 @@ from . import (
     namespace,
     one_blas_thread,
     param_suffix,
+    search_left,
     shared,
     simple,
 )
@@ -312,13 +313,7 @@ def _friedrich_design(
         monotonic = True
         for t in range(n - 1):
             v = signal[t]
-            lo, hi = 0, nbins + 1
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if e[mid] < v:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            lo = search_left(e, nbins + 1, v)
             if v == e[0]:
                 lo = 1
             code = categories[row, lo - 1] if 0 < lo <= nbins else -1
