@@ -7,7 +7,8 @@
   (``classify.plan``);
 - **execute**: the executor runs the workers; every finished era goes to the sinks in batches,
   every change of an era's state to the sinks that keep a status, both through the sinks'
-  writer thread (``run.writer``), so writing overlaps with extraction;
+  writer (``run.writer``: a thread per sink), so writing overlaps with extraction; on Ray the
+  workers write the sinks that let them themselves (``handoff``);
 - **finish**: close the sinks, then write the run report (``run.report``).
 """
 
