@@ -375,7 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for days, step in on_ray:
         label = f"ray-{days}d-{step}"
         ray_runs.append(run_cli(label, days, step, dsns[days], work, ray=True))
-        print(f"{label}: {ray_runs[-1].wall_s:.1f} s", flush=True)
+        print(
+            f"{label}: {ray_runs[-1].wall_s:.1f} s, driver peak {ray_runs[-1].main_peak_mib:,.0f}"
+            " MiB",
+            flush=True,
+        )
     text = "\n".join(
         [
             HEADING,
@@ -384,12 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- Machine: {common.machine()}",
             f"- Command: `{common.command_line('bench_scale.py')}`",
             "",
-            table(runs),
-            "",
-            "Targets:",
-            "",
-            *verdicts(runs),
-            "",
+            *([table(runs), "", "Targets:", "", *verdicts(runs), ""] if runs else []),
             *([*ray_table(ray_runs), ""] if ray_runs else []),
         ]
     )

@@ -66,10 +66,14 @@ def streamfx(
     )
 
 
+#: An era's key (partition/era_id, as streamfx prints it) from a features view or table.
+ERA_KEY_SQL = "coalesce(partition || '/', '') || era_id AS era_id"
+
+
 def db_features(conn, table: str) -> pl.DataFrame:
-    """A features table's (era_id, sensor, feature, value) rows, in key order."""
+    """A features table's (era key, sensor, feature, value) rows, in key order."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT era_id, sensor, feature, value FROM {table}")
+        cur.execute(f"SELECT {ERA_KEY_SQL}, sensor, feature, value FROM {table}")
         frame = pl.from_arrow(cur.fetch_arrow_table())
     conn.commit()
     return frame.sort("era_id", "sensor", "feature")

@@ -17,14 +17,15 @@ from streamfx.source.datasets.demo import DemoTables, seed_demo
 from .conftest import REPO
 from .helpers import db_features, streamfx, write_pipeline
 
+#: By era key (compartment/era_id): the demo's eras 1-4 are compartment 1's, 5-12 compartment 2's.
 FAULTS = {
-    "2": "raise",  # fails on every try
-    "5": "crash",  # kills its worker on every try
-    "8": "hang",  # never returns: stopped by era_timeout
-    "3": "crash-once",  # kills its worker once, then succeeds on a fresh one
-    "10": "raise-once",  # raises once, then succeeds
+    "1/2": "raise",  # fails on every try
+    "2/5": "crash",  # kills its worker on every try
+    "2/8": "hang",  # never returns: stopped by era_timeout
+    "1/3": "crash-once",  # kills its worker once, then succeeds on a fresh one
+    "2/10": "raise-once",  # raises once, then succeeds
 }
-FAILING = {"2", "5", "8"}
+FAILING = {"1/2", "2/5", "2/8"}
 
 
 def pipeline(tmp_path: Path, name: str, extractor: str) -> Path:
@@ -48,7 +49,7 @@ def pipeline(tmp_path: Path, name: str, extractor: str) -> Path:
 def statuses(conn, table: str) -> dict[str, tuple[str, int, str | None]]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT era_id, status, attempts, error FROM streamfx_era_status"
+            "SELECT partition || '/' || era_id, status, attempts, error FROM streamfx_era_status"
             " WHERE features_table = $1",
             parameters=(f'"public"."{table}"',),
         )
@@ -88,11 +89,11 @@ def test_faulty_eras_fail_alone_and_a_rerun_completes(tmp_path: Path, pg_dsn: st
 
     # the database: every other era done, the faulty ones failed with their reasons
     status = statuses(pg_conn, "features_faulty")
-    assert status["2"][:2] == ("failed", 2) and "injected fault on era 2" in status["2"][2]
-    assert status["5"][:2] == ("failed", 2) and "died" in status["5"][2]
-    assert status["8"][0] == "failed" and "timed out after 8 s" in status["8"][2]
+    assert status["1/2"][:2] == ("failed", 2) and "injected fault on era 1/2" in status["1/2"][2]
+    assert status["2/5"][:2] == ("failed", 2) and "died" in status["2/5"][2]
+    assert status["2/8"][0] == "failed" and "timed out after 8 s" in status["2/8"][2]
     # a try that fails a pass of several eras counts for none of them: each is redone alone
-    assert status["3"][0] == "done" and status["10"][0] == "done"
+    assert status["1/3"][0] == "done" and status["2/10"][0] == "done"
     assert {era for era, s in status.items() if s[0] == "done"} == all_eras - FAILING
     got = db_features(pg_conn, "features_faulty")
     assert set(got["era_id"].unique()) == all_eras - FAILING
@@ -102,9 +103,9 @@ def test_faulty_eras_fail_alone_and_a_rerun_completes(tmp_path: Path, pg_dsn: st
     (report_file,) = (tmp_path / "faulty" / "runs").glob("*.json")
     report = json.loads(report_file.read_text())
     assert report["eras"]["failed"] == 3 and report["ended"] == "completed"
-    detail = {e["era_id"]: e for e in report["eras_detail"]}
+    detail = {f"{e['partition']}/{e['era_id']}": e for e in report["eras_detail"]}
     assert {e for e, d in detail.items() if d["status"] == "failed"} == FAILING
-    assert detail["5"]["attempts"] == 2 and detail["3"]["status"] == "done"
+    assert detail["2/5"]["attempts"] == 2 and detail["1/3"]["status"] == "done"
     assert sum(w["restarts"] for w in report["workers"]) >= 3  # era 5 crashing, era 8 hanging
 
     # the faults are gone: a rerun computes only the failed eras, and the output is complete

@@ -17,24 +17,26 @@ from streamfx.source.datasets.aarslev import seed_aarslev
 from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .conftest import CELLE5
-from .helpers import streamfx, write_pipeline
+from .helpers import ERA_KEY_SQL, streamfx, write_pipeline
 
 ERA_COLUMNS = ["era_id", "partition", "start", "end", "readings"]
 
 
 def db_features(conn, table: str = "streamfx_features") -> pl.DataFrame:
     with conn.cursor() as cur:
-        cur.execute(f"SELECT era_id, sensor, feature, value, run_id FROM {table}")
+        cur.execute(f"SELECT {ERA_KEY_SQL}, sensor, feature, value, run_id FROM {table}")
         frame = pl.from_arrow(cur.fetch_arrow_table())
     conn.commit()
     return frame
 
 
 def parquet_long(path: Path) -> pl.DataFrame:
-    """The wide Parquet table back in long form (era_id, sensor, feature, value)."""
+    """The wide Parquet table back in long form (era key, sensor, feature, value)."""
     wide = pl.read_parquet(path)
+    key = pl.concat_str(pl.col("partition") + "/", pl.col("era_id"), ignore_nulls=True)
     return (
-        wide.drop(["partition", "start", "end", "readings"])
+        wide.with_columns(key.alias("era_id"))
+        .drop(["partition", "start", "end", "readings"])
         .unpivot(index="era_id", variable_name="column", value_name="value")
         .filter(pl.col("value").is_not_null())
         .with_columns(

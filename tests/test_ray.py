@@ -45,8 +45,8 @@ def shared(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     local = run(tmp, "local", dsn, executor={"kind": "local", "cpu_workers": 2})
     assert local.returncode == 0, local.stderr
     with conn.cursor() as cur:
-        cur.execute("SELECT min(era_id) FROM eras")
-        first_era = str(cur.fetchone()[0])
+        cur.execute("SELECT compartment_id || '/' || era_id FROM eras ORDER BY era_id LIMIT 1")
+        first_era = str(cur.fetchone()[0])  # its key: compartment/era_id
     conn.commit()
     yield {"dsn": dsn, "conn": conn, "tmp": tmp, "first_era": first_era}
     conn.close()
@@ -114,13 +114,13 @@ def test_ray_worker_killed_is_retried(shared: dict, tmp_path: Path, monkeypatch)
         },
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / f"{era}.tried").exists()  # the fault did fire
+    assert (tmp_path / f"{era.replace('/', '_')}.tried").exists()  # the fault did fire
     assert f"era {era}: try 2" in result.stderr  # on a fresh task
 
     assert parquet(tmp, "crashed").equals(parquet(tmp, "local"))
     assert db_features(conn, "features_crashed").equals(db_features(conn, "features_local"))
     done = report(tmp, "crashed")
-    detail = {e["era_id"]: e for e in done["eras_detail"]}
+    detail = {f"{e['partition']}/{e['era_id']}": e for e in done["eras_detail"]}
     assert detail[era]["attempts"] == 2 and detail[era]["status"] == "done"
     assert sum(w["restarts"] for w in done["workers"]) == 1
 

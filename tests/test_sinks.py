@@ -122,7 +122,7 @@ def test_parquet_union_of_columns_readable_everywhere(tmp_path: Path) -> None:
     assert manifest["streamfx_version"] == streamfx.__version__
     assert manifest["file"] == "features.parquet"
     assert manifest["rows"] == 3 and manifest["features"] == 3
-    assert manifest["eras"] == ["e0", "e1", "e2"]
+    assert manifest["eras"] == ["e0", "c5/e1", "c5/e2"]  # keys: partition/era_id
     assert manifest["selection"] == {"variance_threshold": None, "dropped": []}
     assert dt.datetime.fromisoformat(manifest["created_at"]).tzinfo is not None
     assert not list((tmp_path / "out").rglob("*.tmp"))
@@ -372,7 +372,7 @@ def test_postgres_refuses_a_01_table_and_says_how_to_move_it(pg_dsn: str, pg_con
     sink = PostgresSink(pg_dsn, run("r1", "f"))
     assert sink.done_eras() == set()  # e1's features are in the renamed table: recompute it
     sink.write(THREE[:1])
-    assert sink.done_eras() == {"e1"}
+    assert sink.done_eras() == {"c5/e1"}
     sink.close()
     assert fetch(pg_conn).height == 2
     assert fetch(pg_conn, "streamfx_features_v01").height == 1  # the old rows, untouched
@@ -409,22 +409,21 @@ def status_rows(pg_conn) -> dict[str, tuple]:
 def test_postgres_era_status_lifecycle(pg_dsn: str, pg_conn) -> None:
     from streamfx.sinks import EraStatus
 
+    e0, e1 = result("e0", {}).era, result("e1", {}).era
     sink = PostgresSink(pg_dsn, run("r1", "f1"))
-    sink.record_status([EraStatus("e0", "pending"), EraStatus("e1", "pending")])
+    sink.record_status([EraStatus(e0, "pending"), EraStatus(e1, "pending")])
     assert status_rows(pg_conn) == {
         "e0": ("pending", 0, None, None, "r1", False, False),
         "e1": ("pending", 0, None, None, "r1", False, False),
     }
-    sink.record_status(
-        [EraStatus("e0", "running", 1, "cpu-0"), EraStatus("e1", "running", 1, "cpu-1")]
-    )
+    sink.record_status([EraStatus(e0, "running", 1, "cpu-0"), EraStatus(e1, "running", 1, "cpu-1")])
     assert status_rows(pg_conn)["e0"] == ("running", 1, "cpu-0", None, "r1", True, False)
     sink.write([result("e0", {("temp", "mean"): 1.0})])  # features and "done" in one transaction
-    sink.record_status([EraStatus("e1", "failed", 3, "cpu-1", "ValueError: bad")])
+    sink.record_status([EraStatus(e1, "failed", 3, "cpu-1", "ValueError: bad")])
     rows = status_rows(pg_conn)
     assert rows["e0"] == ("done", 1, "main", None, "r1", True, True)
     assert rows["e1"] == ("failed", 3, "cpu-1", "ValueError: bad", "r1", True, True)
-    assert sink.done_eras() == {"e0"}
+    assert sink.done_eras() == {"c5/e0"}  # an era is its (partition, era_id)
     sink.close()
 
 
@@ -463,7 +462,7 @@ def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> Non
         sink.write(THREE[:2])
         sink.close()
         sink = ParquetSink(where, run("r2", "f"))
-        assert sink.done_eras() == {"e1", "e2"}
+        assert sink.done_eras() == {"c5/e1", "c5/e2"}
         sink.write([THREE[2], result("e1", {("temp", "mean"): 9.0}, readings=7)])
         summary = sink.close()
         assert summary.startswith(f"parquet: {where if label == 'plain' else where[:-1]}/features")
@@ -473,7 +472,7 @@ def test_parquet_file_uri_writes_what_a_local_path_writes(tmp_path: Path) -> Non
         p.name for p in (plain / "parts").iterdir()
     )
     assert len(list((uri / "parts").iterdir())) == 2  # r1's and r2's batch; r0's was stale
-    assert json.loads((uri / "manifest.json").read_text())["eras"] == ["e0", "e1", "e2"]
+    assert json.loads((uri / "manifest.json").read_text())["eras"] == ["e0", "c5/e1", "c5/e2"]
     assert not list(uri.rglob("*.tmp"))
 
 
@@ -481,7 +480,7 @@ def test_parquet_object_store_writes_objects_whole(tmp_path: Path) -> None:
     """pyarrow's in-memory ``mock://`` filesystem stands in for S3: objects written directly."""
     sink = ParquetSink("mock:///bucket/out", run("r1"))
     sink.write(THREE)
-    assert sink.done_eras() == {"e0", "e1", "e2"}
+    assert sink.done_eras() == {"e0", "c5/e1", "c5/e2"}
     assert sink.close().startswith("parquet: mock:///bucket/out/features.parquet (3 eras")
     listing = sink.fs.get_file_info(pafs.FileSelector("bucket", recursive=True))
     assert sorted(i.path for i in listing if i.is_file)[:2] == [

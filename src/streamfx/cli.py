@@ -104,7 +104,10 @@ def run(
     pipeline: PipelineArg,
     eras: Annotated[
         str | None,
-        typer.Option(help="Only these era ids, comma-separated (e.g. --eras 3,7,12)."),
+        typer.Option(
+            help="Only these eras, comma-separated: partition/era_id, or an id that no other"
+            " partition repeats (e.g. --eras 3,7,12 or --eras 1/3,2/3)."
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N eras (in time order).")
@@ -168,6 +171,7 @@ def run(
 
 
 def _print_summary(summary: Any) -> None:
+    from .model import era_key
     from .run.report import build_report
 
     report = build_report(summary)
@@ -184,7 +188,7 @@ def _print_summary(summary: Any) -> None:
         more = ", ..." if len(summary.skipped) > 10 else ""
         table.add_row("skipped (no readings)", ", ".join(summary.skipped[:10]) + more)
     for failure in summary.failed[:10]:
-        table.add_row("failed", escape(f"{failure.era.id}: {(failure.error or '')[:200]}"))
+        table.add_row("failed", escape(f"{failure.era.key}: {(failure.error or '')[:200]}"))
     if report["success_rate"] is not None:
         table.add_row("success rate", f"{report['success_rate']:.1%}")
     routed, ran = report["distribution"]["routed"], report["distribution"]["ran"]
@@ -197,7 +201,10 @@ def _print_summary(summary: Any) -> None:
     if retried:
         table.add_row(
             "retried",
-            ", ".join(f"{e['era_id']} ({e['attempts']} tries, {e['status']})" for e in retried[:10])
+            ", ".join(
+                f"{era_key(e['era_id'], e['partition'])} ({e['attempts']} tries, {e['status']})"
+                for e in retried[:10]
+            )
             + (", ..." if len(retried) > 10 else ""),
         )
     for worker in report["workers"]:
@@ -240,7 +247,10 @@ PLAN_ROWS = 50
 @clean_errors
 def plan(
     pipeline: PipelineArg,
-    eras: Annotated[str | None, typer.Option(help="Only these era ids, comma-separated.")] = None,
+    eras: Annotated[
+        str | None,
+        typer.Option(help="Only these eras, comma-separated (partition/era_id, or a unique id)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eras.")] = None,
     rows: Annotated[
         int, typer.Option(min=0, help="Eras shown one per row (0: all of them).")

@@ -7,7 +7,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -212,3 +212,24 @@ def primary_key(conn: Any, schema: str, table: str) -> set[str]:
         rows = cur.fetchall()
     conn.commit()
     return {row[0] for row in rows}
+
+
+def key_by_partition(cur: Any, table: str, key: Sequence[str]) -> None:
+    """Key ``table`` (qualified) by ``key``, which holds ``partition``: tables written before
+    eras were told apart by partition get the column (``''``, as for eras without one) and
+    the wider primary key. Every (partition, era) was one era id before, so the old rows
+    stay unique."""
+    cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS partition text NOT NULL DEFAULT ''")
+    cur.execute(
+        "SELECT c.conname::text, array_agg(a.attname::text ORDER BY k.i) FROM"
+        " pg_catalog.pg_constraint c CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS"
+        " k(attnum, i) JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND"
+        " a.attnum = k.attnum WHERE c.conrelid = $1::regclass AND c.contype = 'p' GROUP BY 1",
+        parameters=(table,),
+    )
+    found = cur.fetchone()
+    if found is not None and list(found[1]) == list(key):
+        return
+    if found is not None:
+        cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {quote_ident(found[0])}")
+    cur.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(map(quote_ident, key))})")

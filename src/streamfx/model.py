@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .classify.plan import Plan
 
 #: Every source normalizes its readings to this long schema, whatever the table layout.
+#: ``era_id`` holds the era's :attr:`Era.key` (``partition/id``), unique within a run.
 READINGS_SCHEMA = pa.schema(
     [
         pa.field("era_id", pa.string(), nullable=False),
@@ -30,7 +31,8 @@ READINGS_SCHEMA = pa.schema(
 )
 
 #: Every extractor returns features in this long schema: one row per era, sensor and feature.
-#: ``feature`` is tsfresh's column name without the ``sensor__`` prefix, e.g. ``quantile__q_0.1``.
+#: ``feature`` is tsfresh's column name without the ``sensor__`` prefix, e.g. ``quantile__q_0.1``;
+#: ``era_id`` is the era's key, as in the readings.
 FEATURES_SCHEMA = pa.schema(
     [
         pa.field("era_id", pa.string(), nullable=False),
@@ -41,14 +43,28 @@ FEATURES_SCHEMA = pa.schema(
 )
 
 
+def era_key(era_id: str, partition: str | None) -> str:
+    """An era's identity in a run: ``partition/era_id``, or the id where eras have no
+    partition. Era tables repeat ids across partitions (compartment 1's era 5 is not
+    compartment 2's), so nothing that holds eras is keyed by the id alone."""
+    return era_id if partition is None else f"{partition}/{era_id}"
+
+
 @dataclass(frozen=True)
 class Era:
-    """A time span [start, end) of one partition (e.g. a greenhouse compartment) to summarize."""
+    """A time span [start, end) of one partition (e.g. a greenhouse compartment) to summarize.
+
+    ``id`` is the era table's id (or a window's start); ``key`` is what identifies the era.
+    """
 
     id: str
     start: dt.datetime
     end: dt.datetime
     partition: str | None = None
+
+    @property
+    def key(self) -> str:
+        return era_key(self.id, self.partition)
 
 
 @dataclass
@@ -197,7 +213,7 @@ class RunSummary:
 
     @property
     def skipped(self) -> list[str]:
-        return [r.era.id for r in self.records.values() if r.status == "skipped"]
+        return [r.era.key for r in self.records.values() if r.status == "skipped"]
 
     @property
     def resumed(self) -> int:

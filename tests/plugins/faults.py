@@ -30,7 +30,7 @@ def _faults() -> dict[str, str]:
 
 
 def _first_time(era_id: str) -> bool:
-    marker = Path(os.environ["STREAMFX_FAULTS_DIR"]) / f"{era_id}.tried"
+    marker = Path(os.environ["STREAMFX_FAULTS_DIR"]) / f"{era_id.replace('/', '_')}.tried"
     if marker.exists():
         return False
     marker.touch()

@@ -47,14 +47,37 @@ Notify = Callable[[str], None]
 
 
 def select_eras(eras: list[Era], ids: Sequence[str] | None, limit: int | None) -> list[Era]:
-    """Restrict to the eras named on the command line, then to the first ``limit``."""
+    """Restrict to the eras named on the command line, then to the first ``limit``.
+
+    An era is named by its key (``partition/era_id``) or, where no other partition has an era
+    of that id, by its id alone."""
     if ids:
-        known = {era.id for era in eras}
-        missing = [i for i in ids if i not in known]
+        by_key = {era.key: era for era in eras}
+        by_id: dict[str, list[Era]] = {}
+        for era in eras:
+            by_id.setdefault(era.id, []).append(era)
+        wanted: set[str] = set()
+        missing, ambiguous = [], []
+        for name in ids:
+            if name in by_key:
+                wanted.add(name)
+            elif len(by_id.get(name, ())) == 1:
+                wanted.add(by_id[name][0].key)
+            elif name in by_id:
+                keys = [e.key for e in by_id[name]]
+                ambiguous.append(
+                    f"{name} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+                )
+            else:
+                missing.append(name)
         if missing:
             raise StreamfxError(f"--eras: unknown era id(s): {', '.join(missing)}")
-        wanted = set(ids)
-        eras = [era for era in eras if era.id in wanted]
+        if ambiguous:
+            raise StreamfxError(
+                "--eras: era id(s) in more than one partition, name them as partition/era_id: "
+                + ", ".join(ambiguous)
+            )
+        eras = [era for era in eras if era.key in wanted]
     return eras[:limit] if limit is not None else eras
 
 
@@ -230,7 +253,7 @@ def prepare(
         sinks = build_sinks(config, context)
         done = set() if force else already_done(sinks)
         executor = make_executor(config, dsn)
-        todo = [era for era in eras if era.id not in done]
+        todo = [era for era in eras if era.key not in done]
         plan = plan_eras(config, source, todo, classifier, executor)
     except BaseException:
         for sink in sinks:
@@ -247,7 +270,7 @@ def announce(prepared: Prepared, notify: Notify) -> None:
     """Say what the plan noticed, and how many eras an earlier run already did."""
     for notice in prepared.summary.plan.notices:
         notify(notice)
-    resumed = sum(era.id in prepared.done for era in prepared.eras)
+    resumed = sum(era.key in prepared.done for era in prepared.eras)
     if resumed:
         notify(
             f"{resumed} eras already done with this configuration: not recomputed (--force does)"
@@ -257,10 +280,10 @@ def announce(prepared: Prepared, notify: Notify) -> None:
 def start_records(prepared: Prepared) -> None:
     """One record per era, in time order: pending, skipped (no readings) or resumed."""
     summary = prepared.summary
-    planned = {p.analysis.era.id: p for p in summary.plan.eras}
+    planned = {p.analysis.era.key: p for p in summary.plan.eras}
     for era in prepared.eras:
-        p = planned.get(era.id)
-        summary.records[era.id] = (
+        p = planned.get(era.key)
+        summary.records[era.key] = (
             EraRecord(era, "resumed", None, "already done", None, 0.0)
             if p is None
             else EraRecord(
@@ -286,20 +309,20 @@ def execute(
         with summary.timed("compile kernels"):
             prepared.warmup.wait()
     writer = SinkWriter(prepared.sinks, summary, config.executor.batch_eras)
-    writer.status([EraStatus(r.era.id, "pending") for r in summary.records.values() if r.lane])
+    writer.status([EraStatus(r.era, "pending") for r in summary.records.values() if r.lane])
     extracting = time.perf_counter()
     try:
         for event in prepared.executor.run(summary.plan.workers, handoff(config, prepared.sinks)):
             if isinstance(event, Started):
                 mark_started(summary, event, writer, notify)
                 continue
-            record = summary.records[event.era.id]
+            record = summary.records[event.era.key]
             record.seconds, record.attempts = event.seconds, event.attempts
             if isinstance(event, EraFailure):
                 record.status, record.error = "failed", event.error
-                notify(f"era {event.era.id} failed after {event.attempts} tries: {event.error}")
+                notify(f"era {event.era.key} failed after {event.attempts} tries: {event.error}")
                 writer.status(
-                    [EraStatus(event.era.id, "failed", event.attempts, event.worker, event.error)]
+                    [EraStatus(event.era, "failed", event.attempts, event.worker, event.error)]
                 )
             elif event.empty:
                 record.status = "skipped"
@@ -352,13 +375,13 @@ def record_done(record: EraRecord, result: EraResult, notify: Notify) -> None:
 def mark_started(summary: RunSummary, event: Started, writer: SinkWriter, notify: Notify) -> None:
     """A worker began a pass: mark its eras running (and say so when it is a retry)."""
     for era, attempt in zip(event.eras, event.attempts, strict=True):
-        record = summary.records[era.id]
+        record = summary.records[era.key]
         record.attempts, record.worker = attempt, event.worker
         if event.retrying:
-            notify(f"era {era.id}: try {attempt} on worker {event.worker} ({event.retrying})")
+            notify(f"era {era.key}: try {attempt} on worker {event.worker} ({event.retrying})")
     writer.status(
         [
-            EraStatus(era.id, "running", attempt, event.worker)
+            EraStatus(era, "running", attempt, event.worker)
             for era, attempt in zip(event.eras, event.attempts, strict=True)
         ]
     )

@@ -194,12 +194,12 @@ class Supervisor:
         shared = flight is not None and len(flight.eras) > 1
         attempts = dict(worker.spec.attempts)
         if flight:
-            attempts.update(zip((e.id for e in flight.eras), flight.attempts, strict=True))
+            attempts.update(zip((e.key for e in flight.eras), flight.attempts, strict=True))
         retry: list[Era] = []
         for era in [e for e in (flight.eras if flight else ()) if e in worker.left]:
-            tries = attempts[era.id]
+            tries = attempts[era.key]
             if shared:  # a shared pass: redo each era alone, no try counted
-                attempts[era.id] = tries - 1
+                attempts[era.key] = tries - 1
                 retry.append(era)
             elif timed_out or tries >= self.retry.attempts:  # a hang would only hang again
                 worker.left.pop(era)

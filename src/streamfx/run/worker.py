@@ -110,8 +110,8 @@ class EraWorker:
         """
         eras = tuple(eras)
         for era in eras:
-            self.attempts[era.id] = self.attempts.get(era.id, 0) + 1
-        yield Started(eras, self.spec.name, tuple(self.attempts[e.id] for e in eras), retrying)
+            self.attempts[era.key] = self.attempts.get(era.key, 0) + 1
+        yield Started(eras, self.spec.name, tuple(self.attempts[e.key] for e in eras), retrying)
         started = time.perf_counter()
         try:
             outcomes = self._extract(eras, started)
@@ -123,11 +123,11 @@ class EraWorker:
         except Exception as exc:
             if len(eras) > 1:
                 for era in eras:  # a shared pass failing is no single era's try
-                    self.attempts[era.id] -= 1
+                    self.attempts[era.key] -= 1
                 for era in eras:
                     yield from self.process((era,))
                 return
-            tries = self.attempts[eras[0].id]
+            tries = self.attempts[eras[0].key]
             if tries < self.retry.attempts:
                 time.sleep(self.retry.delay(tries))
                 yield from self.process(eras, retrying=_one_line(exc))
@@ -172,8 +172,8 @@ class EraWorker:
         peak = peak_rss_mb()
         outcomes: list[Outcome] = []
         for era in eras:
-            era_features = by_era.get((era.id,))
-            n, sensors = counts.get(era.id, (0, []))
+            era_features = by_era.get((era.key,))
+            n, sensors = counts.get(era.key, (0, []))
             outcomes.append(
                 EraResult(
                     era=era,
@@ -187,8 +187,8 @@ class EraWorker:
                     sensors={s: self.classifier.sensor_class(s).features for s in sensors},
                     worker=self.spec.name,
                     peak_rss_mb=peak,
-                    warnings=[w for w in self.features.warnings if f" on era {era.id}, " in w],
-                    attempts=self.attempts[era.id],
+                    warnings=[w for w in self.features.warnings if f" on era {era.key}, " in w],
+                    attempts=self.attempts[era.key],
                 )
             )
         return outcomes
@@ -197,7 +197,7 @@ class EraWorker:
         try:
             for i, eras in enumerate(self.spec.passes()):
                 retrying = self.spec.retrying if i < self.spec.solo else None
-                tries = self.spec.attempts.get(eras[0].id, 0)
+                tries = self.spec.attempts.get(eras[0].key, 0)
                 if retrying and tries:  # the dead worker's try counts: pause as after a raise
                     time.sleep(self.retry.delay(tries))
                 yield from self.process(eras, retrying)

@@ -147,7 +147,7 @@ class _Lane:
 
     def _record(self, entries: list[EraStatus]) -> None:
         assert isinstance(self.sink, StatusSink)
-        latest = {entry.era_id: entry for entry in entries}  # merged updates: the last state
+        latest = {entry.era.key: entry for entry in entries}  # merged updates: the last state
         with self.summary.timed("era status", alongside=True):
             self.sink.record_status(list(latest.values()))
 

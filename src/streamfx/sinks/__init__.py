@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from ..model import EraResult
+from ..model import Era, EraResult
 from ..options import RetryConfig
 
 
@@ -41,7 +41,8 @@ class ResumableSink(Protocol):
     """A sink that can tell which eras it already holds, so a rerun skips them (resume)."""
 
     def done_eras(self) -> set[str]:
-        """Eras written by a run with the same feature fingerprint."""
+        """The keys (:attr:`Era.key`) of eras written by a run with the same feature
+        fingerprint."""
         ...
 
 
@@ -49,7 +50,7 @@ class ResumableSink(Protocol):
 class EraStatus:
     """An era's state for sinks that keep a status table (:class:`StatusSink`)."""
 
-    era_id: str
+    era: Era
     status: str  # pending | running | done | failed
     attempts: int = 0
     worker: str | None = None

@@ -49,4 +49,4 @@ def refuse_duplicates(
     if repeated.height:
         row = repeated.row(0, named=True)
         name = "__".join(str(row[column]) for column in key)
-        raise StreamfxError(f"era {results[row[ERA]].era.id!r}: duplicate feature {name!r}")
+        raise StreamfxError(f"era {results[row[ERA]].era.key!r}: duplicate feature {name!r}")

@@ -140,7 +140,26 @@ class Source:
                     f"source.eras: era {era.id!r} in {self.schema}.{e.table} has an empty or "
                     f"missing time span ({era.start} to {era.end})"
                 )
+        self._refuse_repeats(eras)
         return eras
+
+    def _refuse_repeats(self, eras: list[Era]) -> None:
+        """An era is its (partition, era_id): ids may repeat across partitions, not within one
+        (two spans of one name would overwrite each other's features)."""
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for era in eras:
+            if era.key in seen and era.key not in repeated:
+                repeated.append(era.key)
+            seen.add(era.key)
+        if repeated:
+            where = f"{self.schema}.{self.eras.table}"
+            within = "within a partition " if self.eras.partition_column else ""
+            shown = ", ".join(repeated[:10]) + (", ..." if len(repeated) > 10 else "")
+            raise StreamfxError(
+                f"source.eras: era id(s) repeat {within}in {where}: {shown} (an era is its"
+                f" {'(partition, id)' if within else 'id'}; give each span its own id)"
+            )
 
     def _window_eras(self) -> list[Era]:
         """Fixed windows of ``every`` covering the readings (per partition), aligned to epoch."""
@@ -164,10 +183,9 @@ class Source:
                 end = min(start + step, e.to) if e.to else start + step
                 if end > row["lo"]:
                     label = start.isoformat().replace("+00:00", "Z")
-                    era_id = f"{row['partition']}/{label}" if r.partition_column else label
-                    eras.append(Era(era_id, start, end, row["partition"]))
+                    eras.append(Era(label, start, end, row["partition"]))
                 start = end
-        return sorted(eras, key=lambda era: (era.start, era.id))
+        return sorted(eras, key=lambda era: (era.start, era.key))
 
     # -- analysis -------------------------------------------------------------------------
 
@@ -316,7 +334,7 @@ class Source:
         self.conn.commit()
         frame = pl.concat(parts) if parts else pl.DataFrame(schema=_PASS_SCHEMA)
         frame = frame.sort("era", "sensor", "time")
-        ids = pl.Series("era_id", [era.id for era in eras], dtype=pl.String)
+        ids = pl.Series("era_id", [era.key for era in eras], dtype=pl.String)
         frame = frame.select(ids.gather(frame["era"]), pl.exclude("era"))
         return frame.to_arrow().cast(READINGS_SCHEMA)
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ...database import redact
 from ...errors import StreamfxError
-from ...model import EraResult
+from ...model import EraResult, era_key
 from ...version import __version__
 from .. import SinkContext
 from ..batch import ERA, batch_features, refuse_duplicates
@@ -75,7 +75,7 @@ def _wide_chunk(
     name. Null marks a feature the era does not have (its sensor had no readings); NaN stays
     NaN (an undefined feature)."""
     head = eras.to_arrow(compat_level=pl.CompatLevel.oldest())
-    by_column = np.ascontiguousarray(matrix.T)  # each column's values contiguous: no copy below
+    by_column = matrix.T  # column-major (see _chunks): each column's values are contiguous
     complete = valid.all(axis=0)  # most columns: no null, so no mask to build
     columns = [
         pa.array(by_column[j]) if complete[j] else pa.array(by_column[j], mask=~valid[:, j])
@@ -128,8 +128,8 @@ class PartWriter:
         return {**self.__dict__, "_location": None, "_prefix": ""}
 
     def write(self, results: Sequence[EraResult]) -> int:
-        """One part: ``era_id, name, value`` per feature (``name`` is ``sensor__feature``),
-        the eras' own columns in its metadata. Parts stay long, so composing costs memory in
+        """One part: ``era_id, name, value`` per feature (``era_id`` the era's key, ``name``
+        ``sensor__feature``), the eras' own columns in its metadata. Parts stay long, so composing costs memory in
         proportion to a chunk's values, not to eras × columns; the wide table is built on close.
         """
         if not results:
@@ -138,11 +138,11 @@ class PartWriter:
             ERA, name=pl.col("sensor") + "__" + pl.col("feature"), value="value"
         )
         if long["name"].null_count():
-            era = results[long.filter(pl.col("name").is_null())[ERA][0]].era.id
+            era = results[long.filter(pl.col("name").is_null())[ERA][0]].era.key
             raise StreamfxError(f"era {era!r}: features with a null sensor or feature name")
         if long.group_by(ERA).agg(pl.col("name").n_unique() < pl.len())["name"].any():
             refuse_duplicates(long, ["name"], results)
-        ids = pl.Series([r.era.id for r in results], dtype=pl.String)
+        ids = pl.Series([r.era.key for r in results], dtype=pl.String)
         frame = pl.DataFrame(
             {"era_id": ids.gather(long[ERA]), "name": long["name"], "value": long["value"]}
         )
@@ -220,7 +220,7 @@ class ParquetSink:
     def done_eras(self) -> set[str]:
         """Eras in parts written by a pipeline with the same feature fingerprint."""
         return {
-            era[0]
+            era_key(era[0], era[1])
             for part in self._parts()
             if part.fingerprint == self.fingerprint
             for era in part.eras
@@ -241,10 +241,10 @@ class ParquetSink:
         rows: dict[str, list[Any]] = {}
         for part in current:  # oldest first: a later part of an era wins
             for era in part.eras:
-                newest[era[0]] = part
-                rows[era[0]] = era
+                newest[era_key(era[0], era[1])] = part
+                rows[era_key(era[0], era[1])] = era
         for part in current:
-            if all(newest[era[0]] is not part for era in part.eras):
+            if all(newest[era_key(era[0], era[1])] is not part for era in part.eras):
                 self.fs.delete_file(part.info.path)  # every era in it was written again since
         eras = (
             pl.DataFrame(
@@ -274,9 +274,11 @@ class ParquetSink:
         for start in range(0, eras.height, size):
             chunk = eras.slice(start, size)
             wanted: dict[str, dict[str, int]] = {}  # part -> its eras in this chunk -> row
-            for row, era_id in enumerate(chunk["era_id"].to_list()):
-                wanted.setdefault(newest[era_id].info.path, {})[era_id] = row
-            matrix = np.full((chunk.height, len(names)), np.nan)
+            pairs = zip(chunk["era_id"].to_list(), chunk["partition"].to_list(), strict=True)
+            for row, key in enumerate(era_key(era_id, part) for era_id, part in pairs):
+                wanted.setdefault(newest[key].info.path, {})[key] = row
+            # column-major: the file is written column by column, so no transposed copy
+            matrix = np.full((chunk.height, len(names)), np.nan, order="F")
             valid = np.zeros(matrix.shape, dtype=bool)
             for path, rows in wanted.items():
                 self._place(path, rows, columns, matrix, valid)
@@ -371,7 +373,10 @@ class ParquetSink:
             "file": FEATURES_FILE,
             "rows": eras.height,
             "features": len(kept),
-            "eras": eras["era_id"].to_list(),
+            "eras": [
+                era_key(era_id, part)
+                for era_id, part in zip(eras["era_id"], eras["partition"], strict=True)
+            ],
             "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
             "settings": self.settings,
         }

@@ -22,12 +22,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from ...database import qualified, quote_ident
+from ...database import key_by_partition, qualified, quote_ident
 from ...errors import StreamfxError
 
 #: Per-era status (pending, running, done, failed), "done" committed in the same transaction
 #: as the era's features, so resume can trust it.
 STATUS_TABLE = "streamfx_era_status"
+
+#: An era's status row: its pipeline, features table and (partition, era_id).
+STATUS_KEY = ("pipeline", "features_table", "partition", "era_id")
 
 #: The columns of streamfx 0.1's long table, which is refused (see ``Layout.create``).
 V01_COLUMNS = ("era_id", "sensor", "feature", "value", "run_id", "extracted_at")
@@ -103,11 +106,13 @@ class Layout:
         )
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {self.status} ("
-            "pipeline text NOT NULL, era_id text NOT NULL, features_table text NOT NULL,"
-            " fingerprint text NOT NULL, status text NOT NULL, attempts int NOT NULL,"
-            " error text, worker text, run_id text NOT NULL, started_at timestamptz,"
-            " finished_at timestamptz, PRIMARY KEY (pipeline, features_table, era_id))"
+            "pipeline text NOT NULL, partition text NOT NULL DEFAULT '', era_id text NOT NULL,"
+            " features_table text NOT NULL, fingerprint text NOT NULL, status text NOT NULL,"
+            " attempts int NOT NULL, error text, worker text, run_id text NOT NULL,"
+            " started_at timestamptz, finished_at timestamptz,"
+            " PRIMARY KEY (pipeline, features_table, partition, era_id))"
         )
+        key_by_partition(cur, self.status, STATUS_KEY)
         # status tables from streamfx 0.1 lack started_at and required finished_at
         cur.execute(f"ALTER TABLE {self.status} ADD COLUMN IF NOT EXISTS started_at timestamptz")
         cur.execute(f"ALTER TABLE {self.status} ALTER COLUMN finished_at DROP NOT NULL")

@@ -1,4 +1,5 @@
-"""The run tables beside the features table: one row per run, one per (run, era)."""
+"""The run tables beside the features table: one row per run, one per (run, era), an era
+being its (partition, era_id)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...database import qualified, quote_ident
+from ...database import key_by_partition, qualified, quote_ident
 
 RUNS_TABLE = "streamfx_runs"
 ERA_RUNS_TABLE = "streamfx_era_runs"
@@ -25,6 +26,7 @@ def write_run_tables(conn: Any, report: Mapping[str, Any], schema: str) -> str:
                 key: [e[key] for e in eras]
                 for key in ("era_id", "status", "lane", "rule", "worker", "error")
             },
+            "partition": [e["partition"] or "" for e in eras],
             "readings": pa.array([e["readings"] for e in eras], pa.int64()),
             "features": pa.array([e["features"] for e in eras], pa.int64()),
             "seconds": pa.array([e["seconds"] for e in eras], pa.float64()),
@@ -36,6 +38,7 @@ def write_run_tables(conn: Any, report: Mapping[str, Any], schema: str) -> str:
                 for k in ("run_id", "era_id", "status", "lane", "rule", "worker", "error")
             ]
             + [
+                ("partition", pa.string()),
                 ("readings", pa.int64()),
                 ("features", pa.int64()),
                 ("seconds", pa.float64()),
@@ -55,8 +58,10 @@ def write_run_tables(conn: Any, report: Mapping[str, Any], schema: str) -> str:
             f"CREATE TABLE IF NOT EXISTS {era_runs} (run_id text NOT NULL, era_id text NOT NULL,"
             " status text NOT NULL, lane text, rule text, worker text, error text,"
             " readings bigint, features bigint, seconds double precision,"
-            " peak_rss_mb double precision, PRIMARY KEY (run_id, era_id))"
+            " peak_rss_mb double precision, partition text NOT NULL DEFAULT '',"
+            " PRIMARY KEY (run_id, partition, era_id))"
         )
+        key_by_partition(cur, era_runs, ("run_id", "partition", "era_id"))
         e = report["eras"]
         cur.execute(
             f"INSERT INTO {runs} VALUES ($1, $2, $3, $4::timestamptz, $5, $6, $7, $8, $9, $10,"

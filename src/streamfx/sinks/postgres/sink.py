@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...database import Connection
-from ...model import EraResult
+from ...model import EraResult, era_key
 from .. import EraStatus, SinkContext
 from ..batch import ERA, batch_features, refuse_duplicates
 from .layout import Layout, names_id
@@ -86,7 +86,7 @@ class PostgresSink:
         new_names = names.filter(
             pc.invert(pc.is_in(names["names_id"], pa.array(list(self.known_names), pa.int64())))
         )
-        done = [EraStatus(r.era.id, "done", r.attempts, r.worker) for r in results]
+        done = [EraStatus(r.era, "done", r.attempts, r.worker) for r in results]
         eras = ([r.era.partition or "" for r in results], [r.era.id for r in results])
         layout = self.layout
 
@@ -116,14 +116,14 @@ class PostgresSink:
     def _mark(self, cur: Any, entries: Sequence[EraStatus]) -> None:
         """Upsert the status rows of ``entries``: one statement, the entries as arrays."""
         cur.execute(
-            f"INSERT INTO {self.layout.status} AS s (pipeline, era_id, features_table, fingerprint,"
-            " status, attempts, error, worker, run_id, started_at, finished_at)"
-            " SELECT $1, e.era_id, $2, $3, e.status, e.attempts, e.error, e.worker, $4,"
+            f"INSERT INTO {self.layout.status} AS s (pipeline, partition, era_id, features_table,"
+            " fingerprint, status, attempts, error, worker, run_id, started_at, finished_at)"
+            " SELECT $1, e.partition, e.era_id, $2, $3, e.status, e.attempts, e.error, e.worker, $4,"
             "  CASE WHEN e.status = 'running' THEN now() END,"
             "  CASE WHEN e.status IN ('done', 'failed') THEN now() END"
-            " FROM unnest($5::text[], $6::text[], $7::int[], $8::text[], $9::text[])"
-            " AS e(era_id, status, attempts, error, worker)"
-            " ON CONFLICT (pipeline, features_table, era_id) DO UPDATE SET"
+            " FROM unnest($5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[])"
+            " AS e(partition, era_id, status, attempts, error, worker)"
+            " ON CONFLICT (pipeline, features_table, partition, era_id) DO UPDATE SET"
             " fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status,"
             " attempts = EXCLUDED.attempts, error = EXCLUDED.error, worker = EXCLUDED.worker,"
             " run_id = EXCLUDED.run_id, finished_at = EXCLUDED.finished_at,"
@@ -134,7 +134,8 @@ class PostgresSink:
                 self.layout.view,
                 self.fingerprint,
                 self.run_id,
-                [e.era_id for e in entries],
+                [e.era.partition or "" for e in entries],
+                [e.era.id for e in entries],
                 [e.status for e in entries],
                 [e.attempts for e in entries],
                 [e.error for e in entries],
@@ -154,18 +155,19 @@ class PostgresSink:
         self._run(mark)
 
     def done_eras(self) -> set[str]:
-        """Eras this table already holds for the same pipeline and feature fingerprint."""
+        """Keys of the eras this table holds for the same pipeline and feature fingerprint."""
 
         def select(conn: Any) -> list[Any]:
             with conn.cursor() as cur:
                 cur.execute(
-                    f"SELECT era_id FROM {self.layout.status} WHERE pipeline = $1"
+                    f"SELECT era_id, NULLIF(partition, '') FROM {self.layout.status}"
+                    " WHERE pipeline = $1"
                     " AND features_table = $2 AND fingerprint = $3 AND status = 'done'",
                     parameters=(self.pipeline, self.layout.view, self.fingerprint),
                 )
                 return cur.fetchall()
 
-        return {row[0] for row in self._run(select)}
+        return {era_key(era_id, partition) for era_id, partition in self._run(select)}
 
     def close(self) -> str:
         if self.db is not None:
