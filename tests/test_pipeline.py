@@ -123,10 +123,11 @@ def test_values_equal_tsfresh_directly(
     features = features.filter(~pl.col("feature").str.starts_with("rolling_"))
     with pg_conn.cursor() as cur:
         cur.execute(
-            "SELECT e.era_id::text AS era_id, r.sensor, r.time, r.value FROM eras e "
-            "JOIN sensor_readings r ON r.compartment_id = e.compartment_id "
-            "AND r.time >= e.start_time AND r.time < e.end_time "
-            "WHERE e.era_id::text = ANY(SELECT DISTINCT era_id FROM streamfx_features)"
+            "SELECT e.compartment_id || '/' || e.era_id AS era_id, r.sensor, r.time, r.value"
+            " FROM eras e JOIN sensor_readings r ON r.compartment_id = e.compartment_id"
+            " AND r.time >= e.start_time AND r.time < e.end_time WHERE e.compartment_id"
+            " || '/' || e.era_id = ANY(SELECT DISTINCT partition || '/' || era_id"
+            " FROM streamfx_features)"
         )
         readings = cur.fetch_arrow_table().to_pandas()
     pg_conn.commit()
