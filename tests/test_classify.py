@@ -28,6 +28,7 @@ def analysis(readings: int, ratio: float = 0.0, complexity: float = 0.0) -> EraA
         readings_per_sensor={"s": readings} if readings else {},
         gpu_suitable_ratio=ratio,
         complexity_score=complexity,
+        efficient_share=complexity,
         estimated_cost=1.0,
     )
 

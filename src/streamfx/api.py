@@ -15,7 +15,7 @@ kind. Internally the input is normalized with polars to ``model.READINGS_SCHEMA`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from .errors import StreamfxError
 from .extract.era_features import extract_all
 from .extract.feature_sets import FCParameters, feature_set
+from .extract.impute import impute_matrix
 from .extract.plugin_calculators import check_calculators
 from .model import READINGS_SCHEMA
 from .plugins.manager import get_extractor
@@ -43,6 +44,7 @@ def extract_features(
     kind_to_fc_parameters: Mapping[Any, str | FCParameters] | None = None,
     engine: str = "native",
     n_jobs: int = 0,
+    impute_function: Callable[..., Any] | None = None,
 ) -> Any:
     """Extract features per id, like ``tsfresh.extract_features``.
 
@@ -65,6 +67,10 @@ def extract_features(
 
     ``engine``: the registered extractor to compute with (``streamfx plugins`` lists them).
     ``n_jobs``: the extractor's worker processes (0 = in this process).
+    ``impute_function``: None keeps NaN and infinities (tsfresh's default); tsfresh's
+    ``tsfresh.utilities.dataframe_functions.impute`` replaces them column by column as it does
+    (+inf -> max, -inf -> min, NaN -> median of the finite values; 0 in a column without any),
+    for every kind of result. Other functions are refused.
 
     Returns one row per id that got features, sorted by id, columns ``{kind}__{feature}`` in
     tsfresh's order, float64 (NaN where a feature is undefined or the id lacks that kind):
@@ -72,6 +78,7 @@ def extract_features(
     DataFrame with the id column first; pyarrow in -> pyarrow Table likewise.
     """
     extractor = get_extractor(engine, where="engine")
+    _check_impute(impute_function)
     frame, output = _to_polars(timeseries_container)
     long, kinds = _to_long(frame, column_id, column_sort, column_kind, column_value)
     fc_parameters = _resolve_parameters(kinds, default_fc_parameters, kind_to_fc_parameters)
@@ -89,7 +96,24 @@ def extract_features(
     )
     features = extract_all(extractor, readings, fc_parameters, n_jobs=n_jobs)
     present, matrix, names = _to_wide(features, ids, kinds, fc_parameters)
+    if impute_function is not None:
+        impute_matrix(matrix)
     return output(present.rename(column_id), matrix, names)
+
+
+def _check_impute(function: Callable[..., Any] | None) -> None:
+    """Only tsfresh's ``impute``: streamfx applies it to the matrix, whatever the result's kind
+    (a pandas function could not run on a polars or pyarrow result)."""
+    if function is None:
+        return
+    from tsfresh.utilities.dataframe_functions import impute
+
+    if function is not impute:
+        name = getattr(function, "__qualname__", type(function).__name__)
+        raise StreamfxError(
+            f"impute_function: {name} is not supported; pass None or "
+            "tsfresh.utilities.dataframe_functions.impute"
+        )
 
 
 # -- input ----------------------------------------------------------------------------------

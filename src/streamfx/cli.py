@@ -33,12 +33,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 160)  # wide tables in logs and pipes
+out = Console(width=None if sys.stdout.isatty() else 180)  # wide tables in logs and pipes
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 PipelineArg = Annotated[
     Path, typer.Argument(help="The pipeline file (YAML), e.g. pipeline.yaml.", show_default=False)
+]
+FeaturesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--features",
+        help="Give every sensor this feature set: minimal, efficient or comprehensive, over "
+        "stages.classify (default_features, the profile's and the file's rules). Without it, "
+        "STREAMFX_FEATURE_SET does the same; without either, the file decides.",
+        show_default=False,
+    ),
 ]
 
 
@@ -120,6 +130,7 @@ def run(
             help="Recompute eras that an earlier run of the same configuration already wrote.",
         ),
     ] = False,
+    features: FeaturesOpt = None,
 ) -> None:
     """Extract features for every era of PIPELINE and write them to its sinks.
 
@@ -128,13 +139,14 @@ def run(
     A rerun resumes: eras already written by a run with the same features, sensors and profiles
     are not recomputed (--force recomputes them). An era that raises, or whose worker dies, is
     retried (executor.retry); a lost database connection is reopened (executor.reconnect).
+    --features (or STREAMFX_FEATURE_SET) gives every sensor one feature set.
     Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
-    from .config import load_config
+    from .config import load_config, with_feature_set
     from .run.pipeline import run_pipeline
 
-    config = load_config(pipeline)
+    config = with_feature_set(load_config(pipeline), features)
     signal.signal(signal.SIGTERM, _on_sigterm)
     era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
     progress = Progress(
@@ -258,18 +270,22 @@ def plan(
     csv: Annotated[
         Path | None, typer.Option(help="Also write every era's row to this CSV file.")
     ] = None,
+    features: FeaturesOpt = None,
 ) -> None:
     """Show how PIPELINE would run, without extracting anything.
 
-    One row per era (readings, sensors, GPU-suitable ratio, complexity, route, the rule that
-    decided it, estimated cost, worker) for the first --rows eras, then how many eras each
-    route and rule got, each worker's load and each lane's imbalance. --csv writes every
-    era's row to a file (thousands of eras read better there than on a terminal).
+    One row per era (readings, sensors, GPU-suitable ratio, complexity, the share of sensors
+    getting the efficient set or a richer one, route, the rule that decided it, estimated
+    cost, worker) for the first --rows eras, then how many eras each route and rule got, each
+    worker's load, each lane's processes and imbalance. The complexity is the reference's:
+    the share of sensors the rules give efficient (or richer), whatever the others get; it is
+    what routing compares. --csv writes every era's row to a file (thousands of eras read
+    better there than on a terminal). --features as for `run`.
     """
-    from .config import load_config
+    from .config import load_config, with_feature_set
     from .run.pipeline import plan_pipeline
 
-    config = load_config(pipeline)
+    config = with_feature_set(load_config(pipeline), features)
     era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
     _, the_plan = plan_pipeline(
         config,
@@ -292,6 +308,7 @@ def plan(
         "sensors": lambda p: str(p.analysis.sensors),
         "gpu ratio": lambda p: f"{p.analysis.gpu_suitable_ratio:.2f}",
         "complexity": lambda p: f"{p.analysis.complexity_score:.2f}",
+        "efficient+": lambda p: f"{p.analysis.efficient_share:.2f}",
         "route": lambda p: p.route.lane or "skip",
         "rule": lambda p: p.route.rule,
         "lane": lambda p: p.lane or "-",
@@ -335,6 +352,8 @@ def plan(
     for spec in the_plan.workers:
         loads.add_row(spec.name, f"{len(spec.eras):,}", f"{the_plan.loads[spec.name]:.1f}")
     out.print(loads)
+    for line in the_plan.processes():
+        out.print(line)
     for lane in ("gpu", "cpu"):
         ratio = the_plan.imbalance(lane)
         if ratio is not None:

@@ -137,6 +137,16 @@ def load_config(path: str | Path) -> PipelineConfig:
     return config
 
 
+def with_feature_set(config: PipelineConfig, flag: str | None) -> PipelineConfig:
+    """``config`` with every sensor's feature set from ``--features`` (``flag``), else from
+    STREAMFX_FEATURE_SET, else as the file says (``stages.classify.feature_set``)."""
+    classify = config.stages.classify.with_feature_set(flag)
+    if classify is config.stages.classify:
+        return config
+    stages = config.stages.model_copy(update={"classify": classify})
+    return config.model_copy(update={"stages": stages})
+
+
 def _invalid(
     path: Path, exc: ValidationError, model: type[BaseModel] = PipelineConfig, at=()
 ) -> StreamfxError:

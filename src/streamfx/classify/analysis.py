@@ -1,8 +1,13 @@
 """Era analysis: what the coordinator knows about each era before extracting it.
 
 Every era is analysed from one aggregate query (``Source.era_stats``): readings per sensor,
-unique timestamps, the share of GPU-suitable and of richer-profile sensors, and an estimated
+unique timestamps, the share of GPU-suitable sensors, the complexity score, and an estimated
 cost from the extractor's cost model, which packing balances workers on.
+
+The complexity score is the reference coordinator's: the share of the era's sensors that the
+rules (the profile's and the pipeline file's) give the efficient set or a richer one, whatever
+set the others get by default or ``--features`` gives everyone. So routing does not change
+with the default feature set; what the sensors actually get is ``efficient_share``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class EraAnalysis:
     era: Era
     readings_per_sensor: dict[str, int]
     gpu_suitable_ratio: float  # share of the era's sensors whose class prefers the GPU
-    complexity_score: float  # share of the era's sensors with the efficient profile (or richer)
+    complexity_score: float  # share of the era's sensors the rules give efficient (or richer)
+    efficient_share: float  # share of the era's sensors that get efficient (or richer)
     estimated_cost: float  # rough extraction seconds, used to balance workers
 
     @property
@@ -43,6 +49,10 @@ class EraAnalysis:
     @property
     def sensors(self) -> int:
         return len(self.readings_per_sensor)
+
+
+def _rich(features: str | None) -> bool:
+    return features in ("efficient", "comprehensive")
 
 
 def analyze_eras(
@@ -65,7 +75,8 @@ def analyze_eras(
                 era=era,
                 readings_per_sensor=era_counts,
                 gpu_suitable_ratio=sum(c.lane == "gpu" for c in classes) / n,
-                complexity_score=sum(c.features != "minimal" for c in classes) / n,
+                complexity_score=sum(_rich(c.profile_features) for c in classes) / n,
+                efficient_share=sum(_rich(c.features) for c in classes) / n,
                 estimated_cost=cost,
             )
         )

@@ -6,6 +6,8 @@ plugin or the built-in ``reference`` profile, all through the ``register_sensor_
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from functools import cache
 
 from ..errors import StreamfxError
@@ -23,6 +25,8 @@ class Classifier:
             SensorRule(pattern, rule.lane, rule.features, dict(rule.calculators))
             for pattern, rule in config.sensors.items()
         ]
+        self.profile = config.profile
+        self.profile_rules: tuple[SensorRule, ...] = ()  # the profile's alone
         if config.profile is not None:
             profiles = sensor_profiles()
             if config.profile not in profiles:
@@ -42,14 +46,33 @@ class Classifier:
                         f"sensor profile {profile.name!r}, rule {rule.pattern!r}: lane must be "
                         f"gpu or cpu (got {rule.lane!r})"
                     )
+            self.profile_rules = profile.rules
             rules += profile.rules
         self.rules = tuple(rules)
         self.default_features = config.default_features
+        self.feature_set = config.feature_set
         self.sensor_class = cache(self._sensor_class)
         self._settings = cache(self._sensor_settings)
 
     def _sensor_class(self, sensor: str) -> SensorClass:
-        return classify_sensor(sensor, self.rules, self.default_features)
+        found = classify_sensor(sensor, self.rules, self.default_features)
+        if self.feature_set is None:
+            return found
+        return dataclasses.replace(found, features=self.feature_set)
+
+    def profile_notice(self, sensors: Iterable[str]) -> str | None:
+        """One line when the profile's rules match none of ``sensors`` (their lanes and
+        feature sets then come from the YAML rules and the defaults alone); else None."""
+        sensors = sorted(set(sensors))
+        if self.profile is None or not sensors:
+            return None
+        if any(rule.matches(s) for rule in self.profile_rules for s in sensors):
+            return None
+        shown = ", ".join(sensors[:5]) + (", ..." if len(sensors) > 5 else "")
+        return (
+            f"sensor profile {self.profile!r} (stages.classify.profile) matches none of the "
+            f"{len(sensors)} sensors ({shown}): its rules give them no lane and no feature set"
+        )
 
     def fc_parameters(self, sensors: list[str]) -> dict[str, FCParameters]:
         """Calculators for each sensor: its class's feature set plus its rules' extras (one

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from ..errors import StreamfxError
 from ..extract.feature_sets import FEATURE_SET_NAMES, FeatureSetName
 from ..options import Section
 from .profiles import Lane
+
+#: Chooses every sensor's feature set, as the reference's FEATURE_SET did (--features wins).
+FEATURE_SET_ENV = "STREAMFX_FEATURE_SET"
 
 
 class SensorRuleConfig(Section):
@@ -46,5 +51,22 @@ class RoutingConfig(Section):
 class ClassifyConfig(Section):
     profile: str | None = "reference"
     default_features: FeatureSetName = "minimal"
+    # every sensor's feature set, over default_features and every rule's; set by --features
+    # or STREAMFX_FEATURE_SET (None: the rules and default_features decide)
+    feature_set: FeatureSetName | None = None
     sensors: dict[str, SensorRuleConfig] = Field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig()
+
+    def with_feature_set(self, flag: str | None) -> ClassifyConfig:
+        """These options with ``feature_set`` from ``--features``, else from
+        STREAMFX_FEATURE_SET, else as the file says; a name that is no feature set is an error
+        naming where it came from."""
+        env = os.environ.get(FEATURE_SET_ENV, "").strip()
+        name, where = (flag, "--features") if flag is not None else (env, FEATURE_SET_ENV)
+        if not name:
+            return self
+        if name not in FEATURE_SET_NAMES:
+            raise StreamfxError(
+                f"{where}: unknown feature set {name!r} (use {', '.join(FEATURE_SET_NAMES)})"
+            )
+        return self.model_copy(update={"feature_set": name})

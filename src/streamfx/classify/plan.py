@@ -41,6 +41,27 @@ class Plan:
     loads: dict[str, float]
     notices: list[str] = field(default_factory=list)
 
+    def processes(self) -> list[str]:
+        """What runs at once, lane by lane: worker processes, tsfresh's, and their threads."""
+        lines = []
+        gpu = [w for w in self.workers if w.lane == "gpu"]
+        if gpu:
+            lines.append(f"gpu lane: {len(gpu)} worker processes, each driving a GPU")
+        cpu = [w for w in self.workers if w.lane == "cpu"]
+        if cpu:
+            jobs = cpu[0].n_jobs
+            tsfresh = (
+                f"each starting n_jobs {jobs} tsfresh processes while tsfresh computes "
+                f"(up to {len(cpu) * jobs} in all)"
+                if jobs
+                else "tsfresh (where it computes) inside each (n_jobs 0)"
+            )
+            lines.append(
+                f"cpu lane: {len(cpu)} worker processes, {tsfresh}; the native kernels "
+                "compute on one thread per worker"
+            )
+        return lines
+
     def imbalance(self, lane: str) -> float | None:
         """max / mean estimated load over the lane's workers (1.0 = perfectly even)."""
         return imbalance([load for name, load in self.loads.items() if name.startswith(f"{lane}-")])
@@ -100,9 +121,14 @@ def make_plan(
         None if r.lane is None else (r.lane if r.lane == "cpu" or gpu_lane else "cpu")
         for r in routes
     ]
-    # tsfresh's own pool only helps when a worker has spare cores to itself.
-    spare = available_cores() // max(1, lanes["cpu"])
-    cpu_jobs = min(extract.n_jobs, spare) if min(extract.n_jobs, spare) > 1 else 0
+    # n_jobs as written: each CPU worker's tsfresh runs that many processes (0, 1: in itself)
+    cpu_jobs = extract.n_jobs if extract.n_jobs > 1 else 0
+    if cpu_jobs and lanes["cpu"] * cpu_jobs > capacity.cpus:
+        notices.append(
+            f"stages.extract.n_jobs {cpu_jobs} x {lanes['cpu']} CPU workers: up to "
+            f"{lanes['cpu'] * cpu_jobs} tsfresh processes on {capacity.cpus} cores (set "
+            f"executor.cpu_workers: {max(1, capacity.cpus // cpu_jobs)} to fit them)"
+        )
 
     workers: list[WorkerSpec] = []
     loads: dict[str, float] = {}

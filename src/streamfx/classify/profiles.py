@@ -49,6 +49,9 @@ class SensorClass:
     lane: Lane | None
     features: str
     calculators: tuple[tuple[str, Any], ...] = ()  # (name, parameter sets) from every match
+    #: the feature set the rules give (None: no rule does, ``features`` is the default): the
+    #: reference's complexity counts the sensors its efficient profile names, whatever is run
+    profile_features: str | None = None
 
 
 def classify_sensor(
@@ -67,7 +70,10 @@ def classify_sensor(
         for name, params in rule.calculators.items():
             calculators.setdefault(name, params)  # earlier rules (the YAML file's) win
     return SensorClass(
-        lane=lane, features=features or default_features, calculators=tuple(calculators.items())
+        lane=lane,
+        features=features or default_features,
+        calculators=tuple(calculators.items()),
+        profile_features=features,
     )
 
 

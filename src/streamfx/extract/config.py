@@ -11,7 +11,13 @@ from ..options import Section, parse_duration
 
 class ExtractConfig(Section):
     extractor: str = "native"
-    n_jobs: int = Field(4, ge=0)
+    # tsfresh's processes in each CPU worker, as written (0 or 1: in the worker's own process)
+    n_jobs: int = Field(0, ge=0)
+    # gaps of a sensor on its era's time grid (the era's timestamps), filled before extraction
+    fill: Literal["none", "ffill", "ffill_bfill"] = "none"
+    # tsfresh's impute where the whole feature matrix is known (features.parquet); the
+    # PostgreSQL sink and the parts keep raw values
+    impute: Literal["none", "tsfresh"] = "none"
     # rolling mean/std windows of GPU-suitable sensors; [] turns them off
     rolling_windows: list[str] = Field(default_factory=lambda: ["1h", "5h", "24h"])
     on_calculator_error: Literal["nan", "fail"] = "nan"  # a plugin calculator raising

@@ -2,9 +2,10 @@
 
 This is where the extract stage comes together. A worker hands it a pass's readings; the
 sensor classes say which calculators each sensor gets (its feature set plus its rules' extra
-calculators) and which get rolling windows (the GPU-suitable ones). Built-in calculators go to
-the extractor, plugin calculators run beside it, and rolling windows run on the extractor's
-array namespace, so on the GPU lane they stay on the device.
+calculators) and which get rolling windows (the GPU-suitable ones). Gaps are filled first when
+``stages.extract.fill`` asks (:func:`fill_gaps`). Built-in calculators go to the extractor,
+plugin calculators run beside it, and rolling windows run on the extractor's array namespace,
+so on the GPU lane they stay on the device.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from ..model import FEATURES_SCHEMA
+from ..model import FEATURES_SCHEMA, READINGS_SCHEMA
 from .calculators import split_settings
 from .extractor import Extractor
 from .feature_sets import FCParameters
@@ -24,6 +25,39 @@ from .rolling import rolling_features
 
 if TYPE_CHECKING:
     from ..classify.classifier import Classifier
+
+
+def fill_gaps(readings: pa.Table, fill: str) -> pa.Table:
+    """Each sensor's readings on its era's time grid, gaps filled (``stages.extract.fill``).
+
+    The grid is the union of the era's timestamps over its sensors, as the reference pivoted an
+    era to one row per timestamp: a sensor without a reading where another sensor has one has a
+    gap there (so has a null or NaN reading the source dropped). ``ffill`` carries each sensor's
+    last reading forward, so the grid's timestamps before its first reading stay without one;
+    ``ffill_bfill`` then carries its first reading back over them. A sensor without readings in
+    an era stays without. Rows keep READINGS_SCHEMA's order: era (as given), sensor, time.
+    """
+    if fill == "none" or readings.num_rows == 0:
+        return readings
+    frame = pl.from_arrow(readings)
+    assert isinstance(frame, pl.DataFrame)
+    eras = frame.select(pl.col("era_id").unique(maintain_order=True)).with_row_index("order")
+    grid = (
+        frame.select("era_id", "sensor")
+        .unique()
+        .join(frame.select("era_id", "time").unique(), on="era_id")
+        .join(eras, on="era_id")
+    )
+    value = pl.col("value").forward_fill()
+    if fill == "ffill_bfill":
+        value = value.backward_fill()
+    filled = (
+        grid.join(frame, on=["era_id", "sensor", "time"], how="left")
+        .sort("order", "sensor", "time")
+        .with_columns(value.over("era_id", "sensor"))
+        .drop_nulls("value")
+    )
+    return filled.select(READINGS_SCHEMA.names).to_arrow().cast(READINGS_SCHEMA)
 
 
 def extract_all(
@@ -73,16 +107,20 @@ class EraFeatures:
         rolling_windows: Sequence[str],
         on_calculator_error: str,
         n_jobs: int = 0,
+        fill: str = "none",
     ) -> None:
         self.extractor = extractor
         self.classifier = classifier
         self.rolling_windows = list(rolling_windows)
         self.on_calculator_error = on_calculator_error
         self.n_jobs = n_jobs
+        self.fill = fill
         self.warnings: list[str] = []  # a plugin calculator that raised, era by era
 
     def __call__(self, readings: pa.Table) -> pa.Table:
-        """Features of every (era, sensor) series in ``readings``, rolling windows included."""
+        """Features of every (era, sensor) series in ``readings`` (gaps filled as configured),
+        rolling windows included."""
+        readings = fill_gaps(readings, self.fill)
         sensors = pl.from_arrow(readings.select(["sensor"]))["sensor"].unique().sort().to_list()
         if not sensors:
             return FEATURES_SCHEMA.empty_table()

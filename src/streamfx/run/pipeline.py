@@ -131,7 +131,10 @@ def plan_eras(
     """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
     costs = extractor_costs(get_extractor(config.stages.extract.extractor))
     analyses = analyze_eras(eras, source.era_stats(eras), classifier, costs)
-    return make_plan(config, analyses, executor.capacity(), gpu_extractor())
+    plan = make_plan(config, analyses, executor.capacity(), gpu_extractor())
+    unmatched = classifier.profile_notice(s for a in analyses for s in a.readings_per_sensor)
+    plan.notices += [unmatched] if unmatched else []
+    return plan
 
 
 def plan_pipeline(
@@ -154,14 +157,15 @@ def plan_pipeline(
 def feature_settings(config: PipelineConfig, classifier: Classifier) -> dict[str, Any]:
     """Everything that decides an era's features: readings, sensor classes (YAML and profile
     rules), extractor settings and the streamfx version. Executor and sink settings are left
-    out: changing worker counts must not recompute anything."""
+    out, and so is ``impute`` (the sinks impute what they compose, the parts stay raw):
+    changing them must not recompute anything."""
     return {
         "version": __version__,
         "readings": config.source.readings.model_dump(mode="json"),
         "schema": config.source.schema_,
         "classify": config.stages.classify.model_dump(mode="json"),
         "rules": [repr(rule) for rule in classifier.rules],
-        "extract": config.stages.extract.model_dump(mode="json", exclude={"n_jobs"}),
+        "extract": config.stages.extract.model_dump(mode="json", exclude={"n_jobs", "impute"}),
     }
 
 
@@ -248,7 +252,13 @@ def prepare(
         settings = feature_settings(config, classifier)
         fingerprint = feature_fingerprint(settings)
         context = SinkContext(
-            config.name, run_id, dsn, fingerprint, config.executor.reconnect, settings
+            config.name,
+            run_id,
+            dsn,
+            fingerprint,
+            config.executor.reconnect,
+            settings,
+            config.stages.extract.impute,
         )
         sinks = build_sinks(config, context)
         done = set() if force else already_done(sinks)

@@ -90,6 +90,7 @@ class EraWorker:
             rolling_windows=extract.rolling_windows,
             on_calculator_error=extract.on_calculator_error,
             n_jobs=spec.n_jobs,
+            fill=extract.fill,
         )
 
     def read(self, eras: Sequence[Era]) -> pa.Table:

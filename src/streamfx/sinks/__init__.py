@@ -111,6 +111,9 @@ class SinkContext:
     reconnect: RetryConfig | None = None  # how a sink reopens a lost database connection
     #: what the fingerprint is a hash of (readings, sensor classes, extractor settings)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: ``stages.extract.impute``: what a sink that holds the whole feature matrix (the Parquet
+    #: sink's features.parquet) does with NaN and infinities; ``none`` keeps raw values
+    impute: str = "none"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from ...version import __version__
 from .. import SinkContext
 from ..batch import ERA, batch_features, refuse_duplicates
 from .files import Location, put
+from .impute import put_imputed
 
 FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -194,6 +195,7 @@ class ParquetSink:
         self.pipeline = run.pipeline
         self.run_id = run.run_id
         self.variance_threshold = variance_threshold
+        self.impute = run.impute  # stages.extract.impute: the parts keep raw values
         self.settings = dict(run.settings)
         self.report_folder = path  # the run report goes to runs/ beside the features
         self._writer = PartWriter(path, self.run_id, self.fingerprint, location=self.location)
@@ -357,13 +359,22 @@ class ParquetSink:
         kept = [name for name in names if name not in gone]
         schema = _wide_schema(kept, self._file_metadata())
 
+        options = {
+            "compression": "zstd",
+            "use_dictionary": list(ERA_SCHEMA),
+            "write_statistics": list(ERA_SCHEMA),
+        }
+
         def write(out: pa.NativeFile) -> None:
-            options = {"use_dictionary": list(ERA_SCHEMA), "write_statistics": list(ERA_SCHEMA)}
-            with pq.ParquetWriter(out, schema, compression="zstd", **options) as writer:
+            with pq.ParquetWriter(out, schema, **options) as writer:
                 for chunk, matrix, valid in self._chunks(eras, newest, kept):
                     writer.write_table(_wide_chunk(matrix, valid, chunk, kept).cast(schema))
 
-        put(self.fs, self.location.path(FEATURES_FILE), write)
+        target = self.location.path(FEATURES_FILE)
+        if self.impute == "tsfresh":
+            put_imputed(self.fs, target, write, kept, CHUNK_VALUES, **options)
+        else:
+            put(self.fs, target, write)
         manifest = {
             "pipeline": self.pipeline,
             "run_id": self.run_id,
@@ -378,6 +389,7 @@ class ParquetSink:
                 for era_id, part in zip(eras["era_id"], eras["partition"], strict=True)
             ],
             "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
+            "impute": self.impute,
             "settings": self.settings,
         }
         text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
