@@ -391,12 +391,17 @@ def validate(
         if missing and src.dsn.strip() == EMBEDDED and src.embedded.seed_demo:
             out.print(
                 f"{src.schema_}.{src.readings.table} does not exist yet: "
-                "`streamfx run` will seed it with demo data"
+                f"`streamfx run` will seed it with {src.embedded.seed} data"
             )
             return
         source = Source(src, conn)
         eras = source.list_eras()
-        sensors = f"{len(source.sensors)} sensor columns" if source.sensors else "long layout"
+        layout = src.readings.layout
+        sensors = (
+            f"{len(source.sensors or ())} sensor columns"
+            if layout == "wide"
+            else f"{layout} layout"
+        )
         out.print(f"database: tables and columns found ({sensors}, {len(eras)} eras)")
     finally:
         conn.close()

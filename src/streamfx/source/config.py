@@ -14,15 +14,19 @@ from ..options import Section, parse_duration, utc
 class EmbeddedConfig(Section):
     data_dir: Path = Path(".streamfx/pg")
     seed_demo: bool = True
+    # which generated data fills missing tables: ``demo`` (era ids unique, any layout) or
+    # ``reference`` (the reference system's own shape: jsonb readings, era ids per compartment)
+    seed: Literal["demo", "reference"] = "demo"
 
 
 class ReadingsConfig(Section):
     table: str
-    layout: Literal["long", "wide"] = "long"
+    layout: Literal["long", "wide", "jsonb"] = "long"
     time_column: str = "time"
     partition_column: str | None = None
     sensor_column: str = "sensor"
     value_column: str = "value"
+    json_column: str = "features"  # jsonb layout: one object of sensor -> value per row
     sensors: list[str] | None = None
 
 
@@ -61,3 +65,11 @@ class SourceConfig(Section):
     schema_: str = Field("public", alias="schema")
     readings: ReadingsConfig
     eras: ErasConfig
+
+    @model_validator(mode="after")
+    def _reference_is_jsonb(self) -> SourceConfig:
+        if self.embedded.seed == "reference" and self.readings.layout != "jsonb":
+            raise ValueError(
+                "embedded.seed: reference seeds a jsonb readings table: set readings.layout: jsonb"
+            )
+        return self

@@ -24,7 +24,9 @@ def resolve_dsn(config: SourceConfig, notify: Notify = lambda _: None) -> str:
 
 
 def seed_demo_if_missing(src: SourceConfig, conn: Any, notify: Notify) -> bool:
-    """Seed the demo dataset under the configured names when the readings table is missing."""
+    """Seed the demo dataset under the configured names when the readings table is missing:
+    in the configured layout, or in the reference system's shape with ``embedded.seed:
+    reference`` (era ids restarting in each compartment)."""
     from .datasets.demo import DemoTables, seed_demo
 
     if table_columns(conn, src.schema_, src.readings.table) is not None:
@@ -38,15 +40,21 @@ def seed_demo_if_missing(src: SourceConfig, conn: Any, notify: Notify) -> bool:
         partition_column=r.partition_column or "compartment_id",
         sensor_column=r.sensor_column,
         value_column=r.value_column,
+        json_column=r.json_column,
         eras_table=e.table,
         era_id_column=e.id_column,
         era_start_column=e.start_column,
         era_end_column=e.end_column,
         era_partition_column=e.partition_column or "compartment_id",
+        era_ids_per_partition=src.embedded.seed == "reference",
     )
     counts = seed_demo(conn, tables)
     eras = f", {counts['eras']} eras in {src.schema_}.{e.table}" if e.table else ""
-    notify(f"seeded demo data: {counts['readings']:,} readings in {src.schema_}.{r.table}{eras}")
+    rows = "readings" if r.layout == "long" else "rows"  # a wide or jsonb row holds many
+    notify(
+        f"seeded {src.embedded.seed} data: {counts['readings']:,} {rows} in"
+        f" {src.schema_}.{r.table}{eras}"
+    )
     return True
 
 
@@ -56,4 +64,4 @@ def open_source(config: SourceConfig, notify: Notify) -> tuple[str, Any, Source]
     conn = connect(dsn)
     if config.dsn.strip() == EMBEDDED and config.embedded.seed_demo:
         seed_demo_if_missing(config, conn, notify)
-    return dsn, conn, Source(config, conn)
+    return dsn, conn, Source(config, conn, notify)

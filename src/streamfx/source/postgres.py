@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -23,15 +23,22 @@ from .config import SourceConfig
 
 _TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 _NUMERIC_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "numeric")
+_JSON_TYPES = ("jsonb", "json")
 _UTC = dt.timezone.utc
 
 
 class Source:
-    """The readings and eras tables of one pipeline, checked against the database on creation."""
+    """The readings and eras tables of one pipeline, checked against the database on creation.
 
-    def __init__(self, config: SourceConfig, conn: Any) -> None:
+    ``notify`` receives what the era analysis finds wrong with the data (JSON values that are
+    not numbers); reading eras reports nothing, so workers may leave it out."""
+
+    def __init__(
+        self, config: SourceConfig, conn: Any, notify: Callable[[str], None] = lambda _: None
+    ) -> None:
         self.config = config
         self.conn = conn
+        self.notify = notify
         self.readings = config.readings
         self.eras = config.eras
         self.schema = config.schema_
@@ -63,7 +70,8 @@ class Source:
             )
 
     def _check(self) -> list[str] | None:
-        """Check every configured column; return the wide layout's sensor columns."""
+        """Check every configured column; return the sensors to read: the wide layout's
+        columns, else ``sensors:`` (None: every sensor name or JSON key found)."""
         r, cols = self.readings, self.readings_columns
         self._need("source.readings.time_column", r.table, cols, r.time_column, _TIME_TYPES)
         if r.partition_column:
@@ -84,6 +92,12 @@ class Source:
             self._need(
                 "source.readings.value_column", r.table, cols, r.value_column, _NUMERIC_TYPES
             )
+            return r.sensors
+        if r.layout == "jsonb":
+            self._need("source.readings.json_column", r.table, cols, r.json_column, _JSON_TYPES)
+            version = self._query("SELECT current_setting('server_version_num')::int", None)
+            if version.column(0)[0].as_py() < 160000:  # pg_input_is_valid, see _json_number
+                raise StreamfxError("source.readings.layout: jsonb needs PostgreSQL 16 or newer")
             return r.sensors
         if r.sensors is not None:
             for sensor in r.sensors:
@@ -200,6 +214,9 @@ class Source:
         whatever the number of eras: 1.3-1.7 s for 17,520 eras over 3.2 M readings on 2 cores,
         where one sort of the readings took 4.6 s. Overlapping eras are joined to the readings
         by time range instead, which costs eras x readings.
+
+        A jsonb table's values that are not numbers are counted too and reported once per
+        sensor through ``notify`` (a value in two overlapping eras is counted in both).
         """
         if not eras:
             return pl.DataFrame(schema={"era": pl.Int64, "sensor": pl.String, "readings": pl.Int64})
@@ -222,7 +239,8 @@ class Source:
             if not overlapping and _plain_type(ptype):  # no cast per reading: 1.7 s, not 2.6
                 part, meets = column, f"m.part = e.key::{ptype}"
         # (expression, its name, its type) of what is counted: the sensor column of a long
-        # table, or each sensor column of a wide one
+        # table, each key of a jsonb one with its value, or each sensor column of a wide one
+        pairs = ""
         if r.layout == "long":
             sensor = f"r.{quote_ident(r.sensor_column)}::text"
             data = [(sensor, "sensor", "text")]
@@ -231,6 +249,18 @@ class Source:
                 filters.append(f"{sensor} = ANY($5::text[])")
                 params += (list(r.sensors),)
             counts, by = "m.sensor, count(*) AS readings", ", m.sensor"
+        elif r.layout == "jsonb":
+            pairs = self._json_pairs("r")
+            data = [("j.key", "sensor", "text"), (_json_number("j.value"), "value", "float8")]
+            filters = ["TRUE"]
+            if r.sensors is not None:
+                filters.append("j.key = ANY($5::text[])")
+                params += (list(r.sensors),)
+            counts = (
+                f"m.sensor, count(*) FILTER (WHERE {_finite('m.value')}) AS readings,"
+                " count(*) FILTER (WHERE m.value IS NULL) AS skipped"
+            )
+            by = ", m.sensor"
         else:
             data = [(f"r.{quote_ident(s)}", quote_ident(s), "float8") for s in self.sensors]
             filters = ["TRUE"]
@@ -241,7 +271,7 @@ class Source:
         values = ", ".join(f"{expr} AS {name}" for expr, name, _ in data)
         readings = (
             f"SELECT {part} AS part, {time} AS t, {values}"
-            f" FROM {self.readings_table} r WHERE {' AND '.join(filters)}"
+            f" FROM {self.readings_table} r{pairs} WHERE {' AND '.join(filters)}"
         )
         if overlapping:  # each reading joined to every era around it
             within = f"m.t >= e.start::{cast} AND m.t < e.stop::{cast}"
@@ -268,6 +298,8 @@ class Source:
             stats = stats.unpivot(
                 index="era", on=self.sensors, variable_name="sensor", value_name="readings"
             )
+        if r.layout == "jsonb":
+            self._report_skipped(stats)
         return stats.filter(pl.col("readings") > 0).select(
             pl.col("era").cast(pl.Int64),
             pl.col("sensor").cast(pl.String),
@@ -296,6 +328,8 @@ class Source:
                 f"{m}.{quote_ident(r.sensor_column)}::text AS sensor",
                 f"{m}.{quote_ident(r.value_column)}::float8 AS value",
             ]
+        elif r.layout == "jsonb":
+            columns += ["j.key AS sensor", f"{_json_number('j.value')} AS value"]
         else:
             columns += [f"{m}.{quote_ident(s)}::float8 AS {quote_ident(s)}" for s in self.sensors]
         params: list[Any] = [
@@ -317,14 +351,20 @@ class Source:
                 if _plain_type(ptype)
                 else f"{part}::text = e.streamfx_part"
             )
-        if r.layout == "long" and r.sensors is not None:
+        pairs, keys = "", ""  # jsonb: each row's object taken apart after the era's scan
+        if r.layout == "jsonb":
+            pairs = self._json_pairs(m)
+        if r.sensors is not None and r.layout != "wide":
             params.append(list(r.sensors))
-            where.append(f"{m}.{quote_ident(r.sensor_column)}::text = ANY($5::text[])")
+            if r.layout == "long":
+                where.append(f"{m}.{quote_ident(r.sensor_column)}::text = ANY($5::text[])")
+            else:
+                keys = " WHERE j.key = ANY($5::text[])"
         sql = (
             f"SELECT {', '.join(columns)} FROM unnest($1::int[], $2::timestamptz[],"
             " $3::timestamptz[], $4::text[]) AS e(streamfx_era, streamfx_lo, streamfx_hi,"
             f" streamfx_part) CROSS JOIN LATERAL (SELECT * FROM {self.readings_table} AS {m}"
-            f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}"
+            f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}{pairs}{keys}"
         )
         parts = []
         with self.conn.cursor() as cur:
@@ -337,6 +377,27 @@ class Source:
         ids = pl.Series("era_id", [era.key for era in eras], dtype=pl.String)
         frame = frame.select(ids.gather(frame["era"]), pl.exclude("era"))
         return frame.to_arrow().cast(READINGS_SCHEMA)
+
+    def _json_pairs(self, alias: str) -> str:
+        """FROM-clause tail: each key and value (as text) of the row's JSON object as ``j``;
+        rows whose document is not an object (null, an array, a scalar) give none, not an
+        error."""
+        doc = f"{alias}.{quote_ident(self.readings.json_column)}::jsonb"
+        return (
+            f" CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof({doc}) = 'object'"
+            f" THEN {doc} END) AS j"
+        )
+
+    def _report_skipped(self, stats: pl.DataFrame) -> None:
+        """One notice per sensor whose JSON values were not all numbers: those are skipped."""
+        r = self.readings
+        skipped = stats.group_by("sensor").agg(pl.col("skipped").sum())
+        for sensor, n in skipped.filter(pl.col("skipped") > 0).sort("sensor").iter_rows():
+            self.notify(
+                f"source.readings: skipped {n:,} values of sensor {sensor!r} in "
+                f"{self.schema}.{r.table}.{r.json_column} that are not numbers (null, booleans,"
+                " other strings, objects, arrays, numbers beyond double precision)"
+            )
 
     def _time_cast(self) -> str:
         """Era bounds are cast to the time column's own type, so an index on it is used."""
@@ -398,6 +459,15 @@ def _overlapping(eras: list[Era], order: list[int]) -> bool:
         if a.partition == b.partition and b.start < a.end:
             return True
     return False
+
+
+def _json_number(text: str) -> str:
+    """SQL: the text of a JSON value (``jsonb_each_text``) as float8, else NULL, never an error.
+
+    Numbers and numeric strings are read; ``pg_input_is_valid`` (PostgreSQL 16) refuses what
+    the cast would fail on: ``abc``, ``true``, ``{...}``, ``[...]``, ``1e400``. JSON null is
+    NULL already."""
+    return f"CASE WHEN pg_input_is_valid({text}, 'float8') THEN {text}::float8 END"
 
 
 def _finite(expr: str) -> str:

@@ -10,6 +10,7 @@ runs give identical tables.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,20 +36,22 @@ MIN_ERA_HOURS, MAX_ERA_HOURS = 3, 96
 
 @dataclass(frozen=True)
 class DemoTables:
-    """Names of the tables and columns that :func:`seed_demo` creates."""
+    """Names of the tables and columns that :func:`seed_demo` creates, and their shape."""
 
     schema: str = "public"
-    layout: Literal["long", "wide"] = "long"
+    layout: Literal["long", "wide", "jsonb"] = "long"
     readings_table: str = "sensor_readings"
     time_column: str = "time"
     partition_column: str = "compartment_id"
     sensor_column: str = "sensor"
     value_column: str = "value"  # long layout only
+    json_column: str = "features"  # jsonb layout only
     eras_table: str | None = "eras"  # None: readings only (fixed-window pipelines)
     era_id_column: str = "era_id"
     era_start_column: str = "start_time"
     era_end_column: str = "end_time"
     era_partition_column: str = "compartment_id"
+    era_ids_per_partition: bool = False  # True: ids restart at 1 in each compartment
 
 
 def _utc64(when: dt.datetime) -> np.datetime64:
@@ -220,6 +223,27 @@ def to_wide(long_df: pl.DataFrame) -> pl.DataFrame:
     return wide.select("time", "compartment_id", *sensors).sort("compartment_id", "time")
 
 
+def to_jsonb(long_df: pl.DataFrame) -> pl.DataFrame:
+    """One row per (time, compartment_id) with a JSON object of its sensors' readings (text).
+
+    An absent reading is an absent key, not a JSON null, as in the reference system's
+    ``preprocessed_features``; keys are JSON-encoded, values written as Polars prints floats."""
+    keys = {sensor: json.dumps(sensor) for sensor in long_df["sensor"].unique()}
+    pair = pl.concat_str(pl.col("sensor").replace_strict(keys), pl.lit(":"), pl.col("value"))
+    document = pl.concat_str(pl.lit("{"), pair.str.join(","), pl.lit("}"))
+    return (
+        long_df.group_by("time", "compartment_id")
+        .agg(document.alias("features"))
+        .sort("compartment_id", "time")
+    )
+
+
+def _per_partition(eras: pl.DataFrame) -> pl.DataFrame:
+    """The eras renumbered 1, 2, ... in time order within each compartment."""
+    era_id = pl.col("start_time").rank("ordinal").over("compartment_id").cast(pl.Int64)
+    return eras.with_columns(era_id=era_id)
+
+
 def _create_and_ingest(
     conn: Any,
     schema: str,
@@ -229,19 +253,27 @@ def _create_and_ingest(
     index: Sequence[str],
     replace: bool,
 ) -> None:
-    """CREATE TABLE with exact column types, COPY ``data`` in, index it; the caller commits."""
+    """CREATE TABLE with exact column types, COPY ``data`` in, index it; the caller commits.
+
+    A ``jsonb`` column is loaded as text and converted after: COPY's binary jsonb differs."""
     name = qualified(schema, table)
+    loaded = {column: "text" if kind == "jsonb" else kind for column, kind in columns.items()}
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", parameters=(schema,))
         if cur.fetchone() is None:
             cur.execute(f"CREATE SCHEMA {quote_ident(schema)}")
         if replace:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
-        spec = ", ".join(f"{quote_ident(column)} {kind}" for column, kind in columns.items())
+        spec = ", ".join(f"{quote_ident(column)} {kind}" for column, kind in loaded.items())
         cur.execute(f"CREATE TABLE {name} ({spec})")
         cur.adbc_ingest(
             table, data.rename_columns(list(columns)), mode="append", db_schema_name=schema
         )
+        for column in (c for c, kind in columns.items() if kind != loaded[c]):
+            cur.execute(
+                f"ALTER TABLE {name} ALTER COLUMN {quote_ident(column)} TYPE jsonb"
+                f" USING {quote_ident(column)}::jsonb"
+            )
         cur.execute(f"CREATE INDEX ON {name} ({', '.join(map(quote_ident, index))})")
 
 
@@ -263,13 +295,18 @@ def seed_demo(
     """Generate the demo readings and eras and load them into two new tables, in one transaction.
 
     ``generate_kwargs`` go to :func:`generate_readings` (and those that apply to
-    :func:`generate_eras`); ``replace`` drops existing tables of the same names first.
+    :func:`generate_eras`); ``replace`` drops existing tables of the same names first. Layout
+    ``jsonb`` with ``era_ids_per_partition`` gives the reference system's shape: one JSON
+    object per row as in its ``preprocessed_features``, era ids per compartment as in its
+    ``era_labels_level_B``.
     Returns the number of rows loaded: ``{"readings": ..., "eras": ...}``.
     """
     t = tables
     readings = generate_readings(**generate_kwargs)
     era_keys = ("seed", "days", "compartments", "start")
     eras = generate_eras(**{k: v for k, v in generate_kwargs.items() if k in era_keys})
+    if t.era_ids_per_partition:
+        eras = _per_partition(eras)
     columns = {t.time_column: "timestamptz", t.partition_column: "integer"}
     if t.layout == "long":
         columns |= {t.sensor_column: "text", t.value_column: "double precision"}
@@ -278,8 +315,14 @@ def seed_demo(
         readings = to_wide(readings)
         columns |= {sensor: "double precision" for sensor in readings.columns[2:]}
         index = (t.partition_column, t.time_column)
+    elif t.layout == "jsonb":
+        readings = to_jsonb(readings)
+        columns |= {t.json_column: "jsonb"}
+        index = (t.partition_column, t.time_column)
     else:
-        raise StreamfxError(f"unknown demo layout {t.layout!r} (expected 'long' or 'wide')")
+        raise StreamfxError(
+            f"unknown demo layout {t.layout!r} (expected 'long', 'wide' or 'jsonb')"
+        )
     era_columns = {
         t.era_id_column: "bigint",
         t.era_partition_column: "integer",
