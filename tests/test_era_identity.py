@@ -42,10 +42,10 @@ def renumbered(pg_conn) -> pl.DataFrame:
 
 
 def pipeline(tmp_path: Path, name: str, **overrides) -> Path:
+    overrides = {"source__eras__table": "eras_b", **overrides}  # the renumbered eras
     return write_pipeline(
         tmp_path / f"{name}.yaml",
         name=name,
-        source__eras__table="eras_b",
         sinks__parquet__path=str(tmp_path / name),
         sinks__postgres__table=f"f_{name}",
         **overrides,
@@ -172,3 +172,51 @@ def test_run_tables_from_before_partitions_are_migrated(
     assert keys["key"][0].to_list() == ["run_id", "partition", "era_id"]
     rows = query(pg_conn, "SELECT run_id, partition FROM streamfx_era_runs WHERE run_id = 'old'")
     assert rows.rows() == [("old", "")]
+
+
+def test_reference_layout_equals_the_long_table(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
+    """The demo readings as the reference system keeps them (one JSONB object per time and
+    compartment, era ids restarting per compartment) give the values of the long table."""
+    seed_demo(pg_conn, DemoTables(), days=4)
+    reference = DemoTables(
+        layout="jsonb",
+        readings_table="preprocessed_features",
+        time_column="timestamp",
+        eras_table="era_labels_level_B",
+        era_ids_per_partition=True,
+    )
+    seed_demo(pg_conn, reference, days=4)
+    long = pipeline(tmp_path, "long", source__eras__table="eras")
+    ref = pipeline(
+        tmp_path,
+        "ref",
+        source__readings__table="preprocessed_features",
+        source__readings__layout="jsonb",
+        source__readings__time_column="timestamp",
+        source__readings__json_column="features",
+        source__eras__table="era_labels_level_B",
+    )
+    for path in (long, ref):
+        result = streamfx("run", str(path), "-q", dsn=pg_dsn)
+        assert result.returncode == 0, result.stderr
+
+    a = pl.read_parquet(tmp_path / "long" / "features.parquet")
+    b = pl.read_parquet(tmp_path / "ref" / "features.parquet")
+    assert b.select("partition", "era_id").is_unique().all()
+    assert b["era_id"].n_unique() < b.height  # ids repeat across compartments
+    assert a.columns == b.columns
+    by_span = ["partition", "start"]
+    assert a.sort(by_span).drop("era_id").equals(b.sort(by_span).drop("era_id"))
+
+    # the database: the long run's eras numbered per compartment as the reference numbers them
+    from_long = query(
+        pg_conn,
+        "SELECT f.partition, r.n::text AS era_id, f.sensor, f.feature, f.value FROM f_long f"
+        " JOIN (SELECT era_id::text AS era_id, compartment_id::text AS partition, row_number()"
+        " OVER (PARTITION BY compartment_id ORDER BY start_time) AS n FROM eras) r"
+        " USING (partition, era_id)",
+    )
+    from_ref = query(pg_conn, "SELECT partition, era_id, sensor, feature, value FROM f_ref")
+    assert from_ref.height == from_long.height > 0
+    order = ["partition", "era_id", "sensor", "feature"]
+    assert from_ref.sort(order).equals(from_long.sort(order))

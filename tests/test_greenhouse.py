@@ -100,7 +100,7 @@ def test_greenhouse_profile_on_celle5(
     assert ((gdd >= 0) & (gdd < 20)).all()  # one day of a spring greenhouse: a few °C·day
 
 
-@pytest.mark.parametrize("name", ["greenhouse", "iot-long", "fixed-windows"])
+@pytest.mark.parametrize("name", ["greenhouse", "iot-long", "fixed-windows", "reference-layout"])
 def test_example_pipelines_run(
     name: str, tmp_path: Path, pg_dsn: str, pg_conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
