@@ -130,9 +130,8 @@ def test_same_readings_as_the_long_layout(pg_conn, kind: str) -> None:
         assert _stats(jsonb, eras) == _stats(long, eras)
     readings = pl.from_arrow(jsonb.read_eras(WINDOWS))
     assert readings.height == (18 + 17) + (17 + 9)  # partition 1: a, b less NaN; 2: a, b
-    at = readings.filter(pl.col("sensor") == "a", pl.col("era_id") == "1/w1")[
-        "value"
-    ].to_list()  # era_id: the key
+    w1 = pl.col("era_id") == "1/w1"  # era_id holds the era's key, partition/id
+    at = readings.filter(pl.col("sensor") == "a", w1)["value"].to_list()
     assert at == [1.0, 2.5, 4.0, 5.5, 7.0, 8.5]  # "8.5" read as 8.5
     assert readings.filter(pl.col("era_id") == "1/w2")["value"][0] == 10.0  # " 1e1 "
     assert "c" not in readings["sensor"].to_list()
