@@ -98,7 +98,7 @@ class Source:
             version = self._query("SELECT current_setting('server_version_num')::int", None)
             if version.column(0)[0].as_py() < 160000:  # pg_input_is_valid, see _json_number
                 raise StreamfxError("source.readings.layout: jsonb needs PostgreSQL 16 or newer")
-            return r.sensors
+            return list(r.sensors) if r.sensors is not None else self._json_keys()
         if r.sensors is not None:
             for sensor in r.sensors:
                 self._need("source.readings.sensors", r.table, cols, sensor, _NUMERIC_TYPES)
@@ -114,6 +114,24 @@ class Source:
                 f"source.readings: wide table {self.schema}.{r.table} has no numeric sensor columns"
             )
         return sensors
+
+    def _json_keys(self) -> list[str]:
+        """Every key of the jsonb column's objects: the sensors, found as a wide table's are
+        found in the catalog (one scan of the documents, about 0.1 s per 34,000 rows)."""
+        r = self.readings
+        doc = f"r.{quote_ident(r.json_column)}::jsonb"
+        keys = self._query(
+            f"SELECT DISTINCT k FROM {self.readings_table} r CROSS JOIN LATERAL"
+            f" jsonb_object_keys(CASE WHEN jsonb_typeof({doc}) = 'object' THEN {doc} END) AS k"
+            " ORDER BY 1",
+            None,
+        )
+        if not keys.num_rows:
+            raise StreamfxError(
+                f"source.readings: jsonb column {self.schema}.{r.table}.{r.json_column} holds"
+                " no objects with keys (sensors)"
+            )
+        return keys.column(0).to_pylist()
 
     # -- eras -----------------------------------------------------------------------------
 
@@ -328,8 +346,12 @@ class Source:
                 f"{m}.{quote_ident(r.sensor_column)}::text AS sensor",
                 f"{m}.{quote_ident(r.value_column)}::float8 AS value",
             ]
-        elif r.layout == "jsonb":
-            columns += ["j.key AS sensor", f"{_json_number('j.value')} AS value"]
+        elif r.layout == "jsonb":  # each sensor's value looked up: a wide row per document
+            doc = f"{m}.{quote_ident(r.json_column)}::jsonb"
+            columns += [
+                f"{_json_number(f'({doc} ->> ($5::text[])[{i + 1}])')} AS s{i}"
+                for i in range(len(self.sensors))
+            ]
         else:
             columns += [f"{m}.{quote_ident(s)}::float8 AS {quote_ident(s)}" for s in self.sensors]
         params: list[Any] = [
@@ -351,20 +373,16 @@ class Source:
                 if _plain_type(ptype)
                 else f"{part}::text = e.streamfx_part"
             )
-        pairs, keys = "", ""  # jsonb: each row's object taken apart after the era's scan
-        if r.layout == "jsonb":
-            pairs = self._json_pairs(m)
-        if r.sensors is not None and r.layout != "wide":
+        if r.layout == "jsonb":  # the keys, bound: names from the data are never SQL text
+            params.append(list(self.sensors))
+        elif r.sensors is not None and r.layout == "long":
             params.append(list(r.sensors))
-            if r.layout == "long":
-                where.append(f"{m}.{quote_ident(r.sensor_column)}::text = ANY($5::text[])")
-            else:
-                keys = " WHERE j.key = ANY($5::text[])"
+            where.append(f"{m}.{quote_ident(r.sensor_column)}::text = ANY($5::text[])")
         sql = (
             f"SELECT {', '.join(columns)} FROM unnest($1::int[], $2::timestamptz[],"
             " $3::timestamptz[], $4::text[]) AS e(streamfx_era, streamfx_lo, streamfx_hi,"
             f" streamfx_part) CROSS JOIN LATERAL (SELECT * FROM {self.readings_table} AS {m}"
-            f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}{pairs}{keys}"
+            f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}"
         )
         parts = []
         with self.conn.cursor() as cur:
@@ -404,7 +422,9 @@ class Source:
         return self.readings_columns[self.readings.time_column]
 
     def _normalize(self, frame: pl.DataFrame) -> pl.DataFrame:
-        if self.readings.layout == "wide":
+        if self.readings.layout == "jsonb":  # columns s0, s1, ... hold the sensors' values
+            frame = frame.rename({f"s{i}": sensor for i, sensor in enumerate(self.sensors)})
+        if self.readings.layout in ("wide", "jsonb"):
             frame = frame.unpivot(index=["era", "time"], variable_name="sensor", value_name="value")
         return (
             frame.lazy()
