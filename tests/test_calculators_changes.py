@@ -68,3 +68,15 @@ def test_changes_parity_edge_cases() -> None:
 @given(st.lists(values, min_size=1, max_size=5))
 def test_changes_parity_hypothesis(series: list[list[float]]) -> None:
     assert_parity(efficient(*NAMES), [np.array(s) for s in series])
+
+
+def test_change_quantiles_std_as_tsfresh() -> None:
+    """``f_agg`` takes any of the NumPy aggregates tsfresh documents for it: ``std`` too."""
+    settings = {
+        "change_quantiles": [
+            {"ql": ql, "qh": qh, "isabs": isabs, "f_agg": "std"}
+            for ql, qh in ((0.0, 0.6), (0.2, 0.8), (0.4, 1.0), (0.6, 0.2))
+            for isabs in (False, True)
+        ]
+    }
+    assert assert_parity(settings, standard_cases()) > 100

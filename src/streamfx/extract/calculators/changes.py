@@ -239,14 +239,15 @@ def _corridor_stats(
 
 @combiner
 def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
-    """Mean or variance of the (absolute) changes between consecutive values that both lie in
-    the corridor [quantile ql, quantile qh] (pandas.qcut's bin 0, both ends included, also
-    when the two quantiles coincide); 0 when ql >= qh or no change lies in the corridor.
+    """Mean, variance or standard deviation (``f_agg``: NumPy's ``mean``, ``var``, ``std``) of
+    the (absolute) changes between consecutive values that both lie in the corridor
+    [quantile ql, quantile qh] (pandas.qcut's bin 0, both ends included, also when the two
+    quantiles coincide); 0 when ql >= qh or no change lies in the corridor.
 
     All corridors at once: (corridor, series, change) arrays, each row summed as before."""
     xp = namespace(x)
     for p in param:
-        if p["f_agg"] not in ("mean", "var"):
+        if p["f_agg"] not in ("mean", "var", "std"):
             raise ValueError(f"change_quantiles: unsupported f_agg {p['f_agg']!r}")
     corridors = list(dict.fromkeys((p["ql"], p["qh"]) for p in param if p["ql"] < p["qh"]))
     index = {corridor: i for i, corridor in enumerate(corridors)}
@@ -267,6 +268,7 @@ def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
         safe = xp.where(count > 0, count, 1.0)
         diff = _diff(x)
         wanted = {(bool(p["isabs"]), p["f_agg"]) for p in param if p["ql"] < p["qh"]}
+        wanted |= {(isabs, "var") for isabs, f_agg in wanted if f_agg == "std"}
         for isabs in sorted({isabs for isabs, _ in wanted}):
             values = (xp.abs(diff) if isabs else diff)[None, :, :]
             mean = xp.sum(xp.where(pairs, values, 0.0), axis=2) / safe
@@ -281,8 +283,9 @@ def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
         if ql >= qh:
             result.append((param_suffix(p), full(xp, x, 0.0)))
         else:
-            agg = aggregates[bool(p["isabs"]), p["f_agg"]]
-            result.append((param_suffix(p), agg[index[ql, qh]]))
+            f_agg = "var" if p["f_agg"] == "std" else p["f_agg"]
+            agg = aggregates[bool(p["isabs"]), f_agg][index[ql, qh]]
+            result.append((param_suffix(p), xp.sqrt(agg) if p["f_agg"] == "std" else agg))
     return result
 
 
