@@ -80,3 +80,22 @@ def test_change_quantiles_std_as_tsfresh() -> None:
         ]
     }
     assert assert_parity(settings, standard_cases()) > 100
+
+
+def test_entropies_as_tsfresh() -> None:
+    """sample_entropy and approximate_entropy (the comprehensive set's), computed natively."""
+    rng = np.random.default_rng(5)
+    cases = [
+        *standard_cases(),
+        np.full(9, 0.3),  # constant: tolerance 0, every template matches
+        np.array([1.0, 2.0]),
+        np.array([1.0, 2.0, 3.0]),
+        np.tile([1.0, 2.0, 3.0], 20),  # periodic: A = B, entropies near 0
+        np.round(rng.normal(size=200).cumsum(), 1),  # ties at the tolerance
+        rng.normal(size=700),
+    ]
+    settings = {
+        "sample_entropy": None,
+        "approximate_entropy": [{"m": 2, "r": r} for r in (0.1, 0.3, 0.5, 0.7, 0.9)],
+    }
+    assert assert_parity(settings, cases) > 100

@@ -495,11 +495,13 @@ def _print_calculators() -> None:
         )
         table.add_row(name, sets, str(len(params) if params else 1), engine)
     out.print(table)
-    ported = [n for n in efficient if n in CALCULATORS]
-    computed = [n for n in efficient if n not in SKIPPED_BY_TSFRESH]
-    out.print(
-        f"native: {len(ported)} of the {len(computed)} efficient calculators that tsfresh computes"
-    )
+    for label, names in (("efficient", efficient), ("comprehensive", comprehensive)):
+        ported = [n for n in names if n in CALCULATORS]
+        computed = [n for n in names if n not in SKIPPED_BY_TSFRESH]
+        out.print(
+            f"native: {len(ported)} of the {len(computed)} {label} calculators that tsfresh"
+            " computes"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

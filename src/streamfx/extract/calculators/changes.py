@@ -560,3 +560,73 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
         weights = xp.asarray([d**j for j in range(d)], dtype=xp.int64)
         labels = xp.sum(ranks * weights, axis=-1)
     return _entropy_of_labels(xp, labels)
+
+
+# --- template-matching entropies (O(n²) per series: compiled, on the host) ---------------------
+
+
+@numba.njit(cache=True)
+def _template_matches(
+    x: np.ndarray, m: int, tolerance: np.ndarray, pairs_only: bool
+) -> np.ndarray:  # pragma: no cover - compiled
+    """For each row and each template ``x[i:i + m]``: how many templates ``j`` lie within
+    ``tolerance[row]`` of it in Chebyshev distance (max |x[i + k] - x[j + k]|), itself
+    included; or, with ``pairs_only``, the row's number of ordered pairs i != j within it."""
+    rows, n = x.shape
+    templates = max(n - m + 1, 0)
+    out = np.zeros((rows, 1 if pairs_only else templates), dtype=np.int64)
+    for r in range(rows):
+        row = x[r]
+        tol = tolerance[r]
+        counts = np.ones(templates, dtype=np.int64)  # every template matches itself
+        for i in range(templates):
+            for j in range(i + 1, templates):
+                close = True
+                for k in range(m):
+                    if abs(row[i + k] - row[j + k]) > tol:
+                        close = False
+                        break
+                if close:
+                    counts[i] += 1
+                    counts[j] += 1
+        if pairs_only:
+            out[r, 0] = counts.sum() - templates
+        else:
+            out[r, :] = counts
+    return out
+
+
+@simple
+def sample_entropy(x: Array) -> Array:
+    """Sample entropy with tsfresh's m = 2 and tolerance 0.2 · std: -log(A / B), B the pairs
+    of distinct length-2 templates within the tolerance (Chebyshev distance), A the same for
+    length 3 (inf when A is 0, NaN when B is too)."""
+    xp = namespace(x)
+    on_host = np.ascontiguousarray(host(x), dtype=np.float64)
+    tolerance = 0.2 * np.std(on_host, axis=1)
+    b = _template_matches(on_host, 2, tolerance, True)[:, 0]
+    a = _template_matches(on_host, 3, tolerance, True)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return like(xp, -np.log(a / b), x)
+
+
+@simple
+def approximate_entropy(x: Array, m: int, r: float) -> Array:
+    """Approximate entropy |phi(m) - phi(m + 1)| with tolerance r · std, phi(k) the mean log
+    share of length-k templates within the tolerance of each one (itself included), as
+    tsfresh computes it; 0 for series of at most m + 1 values. A negative r is refused, as
+    tsfresh refuses it."""
+    xp = namespace(x)
+    on_host = np.ascontiguousarray(host(x), dtype=np.float64)
+    n = on_host.shape[1]
+    tolerance = r * np.std(on_host, axis=1)
+    if (tolerance < 0).any():
+        raise ValueError("Parameter r must be positive.")
+    if n <= m + 1:
+        return full(xp, x, 0.0)
+
+    def phi(k: int) -> np.ndarray:
+        share = _template_matches(on_host, k, tolerance, False) / (n - k + 1)
+        return np.sum(np.log(share), axis=1) / (n - k + 1.0)
+
+    return like(xp, np.abs(phi(m) - phi(m + 1)), x)
