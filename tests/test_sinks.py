@@ -166,6 +166,49 @@ def test_parquet_parts_accumulate_and_rewrites_replace(tmp_path: Path) -> None:
     assert df["rh__mean"].to_list() == [None, None, None, 2.0]
 
 
+def test_parquet_sink_removes_only_parts_of_its_own_pipeline(tmp_path: Path) -> None:
+    """A user's file in parts/, a file that is not Parquet, and another pipeline's part (of
+    another fingerprint) all survive a run, and none of them is composed."""
+    out = tmp_path / "out"
+    (out / "parts").mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1, 2]}), out / "parts" / "mine.parquet")
+    (out / "parts" / "notes.parquet").write_text("not parquet")
+    other = ParquetSink(out, SinkContext("other", "o1", "", "theirs"))
+    other.write([result("e9", {("temp", "mean"): 5.0}, day=9)])  # a part, not composed
+    stale = ParquetSink(out, run("r0", "old"))
+    stale.write(THREE[:1])  # this pipeline's part of another configuration: removed on close
+    sink = ParquetSink(out, run("r1", "new"))
+    sink.write(THREE[1:])
+    assert f"2 eras {TIMES}" in sink.close()
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [
+        "mine.parquet",
+        "notes.parquet",
+        "o1-000001.parquet",
+        "r1-000001.parquet",
+    ]
+    assert pl.read_parquet(out / "features.parquet")["era_id"].to_list() == ["e0", "e2"]
+    assert pq.read_table(out / "parts" / "mine.parquet").num_rows == 2
+
+
+def test_parquet_path_of_another_pipeline_is_refused(tmp_path: Path) -> None:
+    """Two pipelines would replace each other's features.parquet: the second is refused
+    before it writes anything, at start and, when the first composed meanwhile, on close."""
+    out = tmp_path / "out"
+    first = ParquetSink(out, run("r1"))
+    late = ParquetSink(out, SinkContext("q", "q1", "", ""))  # started before p composed
+    first.write(THREE)
+    first.close()
+    with pytest.raises(StreamfxError, match=r"sinks.parquet.path: .* pipeline 'p' .*'q'"):
+        ParquetSink(out, SinkContext("q", "q2", "", ""))
+    with pytest.raises(StreamfxError, match="pipeline 'p'"):
+        late.close()
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "manifest.json").write_text("my own notes")
+    with pytest.raises(StreamfxError, match="not streamfx"):
+        ParquetSink(tmp_path / "user", run("r2"))
+    assert json.loads((out / "manifest.json").read_text())["pipeline"] == "p"
+
+
 def test_parquet_awkward_era_ids(tmp_path: Path) -> None:
     ids = ["a/b c", "a_b_c", "../../etc/passwd", "växthus ☀ 1", "x" * 300, "", "A/B C"]
     sink = ParquetSink(tmp_path, run("r"))  # part files are named by run, never by era id

@@ -31,6 +31,7 @@ FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
 PARTS_DIR = "parts"
 FINGERPRINT_KEY = "streamfx.fingerprint"
+PIPELINE_KEY = "streamfx.pipeline"  # the pipeline that wrote a part: its sink touches no other
 ERAS_KEY = "streamfx.eras"  # a part's eras and their columns, as JSON
 #: Values composed into features.parquet at a time (one row group): memory holds about this
 #: many, whatever the number of eras in the run. Row groups of a few hundred eras or more
@@ -87,7 +88,8 @@ def _wide_chunk(
 
 @dataclass(frozen=True)
 class Part:
-    """A part file and what its metadata says: its eras' columns and its fingerprint."""
+    """A part file of this sink's pipeline and what its metadata says: its eras' columns and
+    its fingerprint."""
 
     info: pafs.FileInfo
     fingerprint: str
@@ -113,6 +115,7 @@ class PartWriter:
         path: str | Path,
         run_id: str,
         fingerprint: str,
+        pipeline: str,
         *,
         worker: bool = False,
         location: Location | None = None,  # the sink's own, in the run's process
@@ -120,6 +123,7 @@ class PartWriter:
         self.path = path
         self.run_id = run_id
         self.fingerprint = fingerprint
+        self.pipeline = pipeline
         self.worker = worker
         self.parts = 0
         self._location = location
@@ -157,7 +161,11 @@ class PartWriter:
             ]
             for r in results
         ]
-        metadata = {FINGERPRINT_KEY: self.fingerprint, ERAS_KEY: json.dumps(eras)}
+        metadata = {
+            PIPELINE_KEY: self.pipeline,
+            FINGERPRINT_KEY: self.fingerprint,
+            ERAS_KEY: json.dumps(eras),
+        }
         if self._location is None:
             self._location = Location(self.path)
         if not self._prefix:
@@ -198,25 +206,58 @@ class ParquetSink:
         self.impute = run.impute  # stages.extract.impute: the parts keep raw values
         self.settings = dict(run.settings)
         self.report_folder = path  # the run report goes to runs/ beside the features
-        self._writer = PartWriter(path, self.run_id, self.fingerprint, location=self.location)
+        self._check_manifest()
+        self._writer = PartWriter(
+            path, self.run_id, self.fingerprint, self.pipeline, location=self.location
+        )
 
     def write(self, results: Sequence[EraResult]) -> int:
         return self._writer.write(results)
 
     def worker_writer(self) -> PartWriter:
         """A writer of parts for the workers: theirs are named by a token of their process."""
-        return PartWriter(self.location.portable, self.run_id, self.fingerprint, worker=True)
+        return PartWriter(
+            self.location.portable, self.run_id, self.fingerprint, self.pipeline, worker=True
+        )
+
+    def _check_manifest(self) -> None:
+        """Refuse a folder whose ``manifest.json`` another pipeline (or not streamfx) wrote:
+        this sink would replace that pipeline's ``features.parquet`` and manifest with its own.
+        Checked when the sink starts and again before it composes."""
+        try:
+            with self.fs.open_input_stream(self.location.path(MANIFEST_FILE)) as file:
+                text = file.read().decode(errors="replace")
+        except FileNotFoundError:
+            return
+        try:
+            owner = json.loads(text).get("pipeline")
+        except (ValueError, AttributeError):
+            owner = None
+        if owner != self.pipeline:
+            whose = f"pipeline {owner!r}" if isinstance(owner, str) else "not streamfx"
+            raise StreamfxError(
+                f"sinks.parquet.path: {self.location.show()} holds the features of {whose}"
+                f" ({MANIFEST_FILE}): give pipeline {self.pipeline!r} a folder of its own"
+            )
 
     def _parts(self) -> list[Part]:
-        """Every part file with what its Parquet metadata says (no data read)."""
+        """The part files this sink's pipeline wrote, with what their Parquet metadata says (no
+        data read). Any other file in ``parts/`` (a user's, another pipeline's, one that is not
+        Parquet) is neither composed nor removed."""
         found = []
         selector = pafs.FileSelector(self.location.path(PARTS_DIR), allow_not_found=True)
         for info in self.fs.get_file_info(selector):
-            if info.is_file and info.base_name.endswith(".parquet"):
+            if not (info.is_file and info.base_name.endswith(".parquet")):
+                continue
+            try:
                 meta = pq.read_schema(info.path, filesystem=self.fs).metadata or {}
-                eras = json.loads(meta.get(ERAS_KEY.encode(), b"[]"))
-                fingerprint = meta.get(FINGERPRINT_KEY.encode(), b"").decode()
-                found.append(Part(info, fingerprint, eras))
+            except (OSError, pa.ArrowException):  # not Parquet, or not readable: not ours
+                continue
+            if meta.get(PIPELINE_KEY.encode(), b"").decode() != self.pipeline:
+                continue
+            eras = json.loads(meta.get(ERAS_KEY.encode(), b"[]"))
+            fingerprint = meta.get(FINGERPRINT_KEY.encode(), b"").decode()
+            found.append(Part(info, fingerprint, eras))
         return found
 
     def done_eras(self) -> set[str]:
@@ -230,8 +271,8 @@ class ParquetSink:
 
     def _current(self) -> tuple[pl.DataFrame, dict[str, Part]]:
         """The eras to compose (era columns, sorted by partition, start, era_id) and the part
-        holding each one's newest rows. Parts of another configuration are removed, and so
-        are parts whose every era was written again since."""
+        holding each one's newest rows. This pipeline's parts of another configuration are
+        removed, and so are its parts whose every era was written again since."""
         newest: dict[str, Part] = {}
         current = []
         for part in self._parts():
@@ -352,6 +393,7 @@ class ParquetSink:
         ]
 
     def close(self) -> str:
+        self._check_manifest()  # another pipeline may have composed here since this one began
         eras, newest = self._current()
         names = self._names(newest)
         dropped = self._dropped(eras, newest, names)
