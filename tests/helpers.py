@@ -79,12 +79,12 @@ def db_features(conn, table: str) -> pl.DataFrame:
     return frame.sort("era_id", "sensor", "feature")
 
 
-def start_run(path: Path, dsn: str, *, sigint: Any = signal.SIG_DFL) -> subprocess.Popen:
-    """``streamfx run PATH -q`` in the background, in its own process group (as a terminal
-    gives it), output piped; ``sigint`` is its Ctrl-C disposition (default: handled, whatever
-    pytest inherited)."""
+def start_run(path: Path, dsn: str, *args: str, sigint: Any = signal.SIG_DFL) -> subprocess.Popen:
+    """``streamfx run PATH -q ARGS`` in the background, in its own process group (as a
+    terminal gives it), output piped; ``sigint`` is its Ctrl-C disposition (default: handled,
+    whatever pytest inherited)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q"],
+        [sys.executable, "-m", "streamfx.cli", "run", str(path), "-q", *args],
         env={**os.environ, "STREAMFX_DSN": dsn},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

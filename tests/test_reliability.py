@@ -59,6 +59,68 @@ def test_kill_9_then_rerun_equals_uninterrupted(
     )
 
 
+def status_rows(conn, table: str) -> list[tuple[str, int]]:
+    """Each status of the pipeline's eras in ``table`` and how many eras have it."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT status, count(*) FROM streamfx_era_status WHERE features_table = $1"
+            " GROUP BY status ORDER BY status",
+            parameters=(f"public.{table}",),
+        )
+        rows = cur.fetchall()
+    conn.commit()
+    return rows
+
+
+def assert_equals_reference(tmp_path: Path, conn, name: str) -> None:
+    """The Parquet file and the features table of ``name`` equal the reference run's."""
+    expected = pl.read_parquet(tmp_path / "reference" / "features.parquet").drop("readings")
+    got = pl.read_parquet(tmp_path / name / "features.parquet").drop("readings")
+    assert got.equals(expected)
+    rows = db_features(conn, f"features_{name}")
+    assert rows.equals(db_features(conn, "features_reference"))
+    assert not rows.select("era_id", "sensor", "feature").is_duplicated().any()
+
+
+@pytest.mark.parametrize("runs", [2, 3])
+def test_concurrent_runs_of_one_pipeline_one_runs_the_others_stop(
+    tmp_path: Path, pg_dsn: str, pg_conn, runs: int
+) -> None:
+    """Runs of one pipeline started at once: one holds the pipeline's lock and does every era,
+    each other one stops at once with exit status 2, naming the run that holds it."""
+    seed_demo(pg_conn, DemoTables(), days=5)
+    reference = streamfx("run", str(pipeline(tmp_path, "reference")), "-q", dsn=pg_dsn)
+    assert reference.returncode == 0, reference.stderr
+    path = pipeline(tmp_path, "shared")
+    processes = [start_run(path, pg_dsn) for _ in range(runs)]
+    ended = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    assert sorted(code for code, _ in ended) == [0] + [2] * (runs - 1), ended
+    for code, stderr in ended:
+        if code == 2:
+            (line,) = stderr.strip().splitlines()
+            assert "pipeline 'test' is already running (streamfx run " in line
+            assert " pid " in line and ", since " in line and "--wait" in line
+    assert_equals_reference(tmp_path, pg_conn, "shared")
+    assert status_rows(pg_conn, "features_shared") == status_rows(pg_conn, "features_reference")
+
+
+def test_concurrent_runs_with_wait_run_one_after_the_other(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """With --wait the second run waits for the first, then finds every era done."""
+    seed_demo(pg_conn, DemoTables(), days=5)
+    reference = streamfx("run", str(pipeline(tmp_path, "reference")), "-q", dsn=pg_dsn)
+    assert reference.returncode == 0, reference.stderr
+    path = pipeline(tmp_path, "waited")
+    processes = [start_run(path, pg_dsn, "--wait") for _ in range(2)]
+    ended = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
+    assert [code for code, _ in ended] == [0, 0], ended
+    waited = [stderr for _, stderr in ended if "waiting for the other run" in stderr]
+    assert len(waited) == 1, ended
+    assert sum("eras already done with this configuration" in e for _, e in ended) == 1
+    assert_equals_reference(tmp_path, pg_conn, "waited")
+
+
 def test_sigterm_stops_cleanly_with_143(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
     seed_demo(pg_conn, DemoTables(), days=5)
     path = pipeline(tmp_path, "terminated")

@@ -130,6 +130,14 @@ def run(
             help="Recompute eras that an earlier run of the same configuration already wrote.",
         ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="When another run of this pipeline is going on, wait for it to end (then"
+            " resume after it) instead of stopping with exit status 2.",
+        ),
+    ] = False,
     features: FeaturesOpt = None,
 ) -> None:
     """Extract features for every era of PIPELINE and write them to its sinks.
@@ -140,6 +148,8 @@ def run(
     are not recomputed (--force recomputes them). An era that raises, or whose worker dies, is
     retried (executor.retry); a lost database connection is reopened (executor.reconnect).
     --features (or STREAMFX_FEATURE_SET) gives every sensor one feature set.
+    One run of a pipeline at a time: a second one stops, naming the run that holds the
+    pipeline, unless --wait makes it wait.
     Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
@@ -172,6 +182,7 @@ def run(
             era_ids=era_ids,
             limit=limit,
             force=force,
+            wait=wait,
             notify=lambda msg: err.print(
                 f"streamfx: {msg}", highlight=False, markup=False, soft_wrap=True
             ),

@@ -38,6 +38,7 @@ from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, WorkerWritable
 from ..source.open import open_source
 from ..source.postgres import Source
 from ..version import __version__
+from .lock import RunLock
 from .report import write_report
 from .supervisor import Executor
 from .worker import Handoff, Started
@@ -229,6 +230,7 @@ class Prepared:
     executor: Executor
     dsn: str
     warmup: KernelWarmup | None  # the extractor's kernels, compiled while preparing
+    lock: RunLock  # held until the run ends: one run of a pipeline at a time
 
 
 def prepare(
@@ -236,9 +238,11 @@ def prepare(
     era_ids: Sequence[str] | None,
     limit: int | None,
     force: bool,
+    wait: bool,
     notify: Notify,
 ) -> Prepared:
-    """Open the source, select the eras, start the sinks, ask them what is done, and plan."""
+    """Open the source, take the pipeline's lock (or wait for it), select the eras, start the
+    sinks, ask them what is done, and plan."""
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
@@ -246,7 +250,10 @@ def prepare(
     warmup = KernelWarmup(extractor.warm_up, notify) if isinstance(extractor, Warmable) else None
     dsn, conn, source = open_source(config.source, notify)
     sinks: list[Sink] = []
+    lock: RunLock | None = None
     try:
+        lock = RunLock(dsn, config.name, run_id)
+        lock.acquire(wait, notify)  # before the sinks: they create tables and read what is done
         eras = select_eras(source.list_eras(), era_ids, limit)
         classifier = check_stages(config)
         settings = feature_settings(config, classifier)
@@ -268,12 +275,14 @@ def prepare(
     except BaseException:
         for sink in sinks:
             sink.close()
+        if lock is not None:
+            lock.release()
         raise
     finally:
         conn.close()
     summary = RunSummary(run_id, config.name, fingerprint, now, plan)
     summary.timings["plan"] = time.perf_counter() - started
-    return Prepared(summary, eras, done, sinks, executor, dsn, warmup)
+    return Prepared(summary, eras, done, sinks, executor, dsn, warmup, lock)
 
 
 def announce(prepared: Prepared, notify: Notify) -> None:
@@ -418,6 +427,7 @@ def run_pipeline(
     era_ids: Sequence[str] | None = None,
     limit: int | None = None,
     force: bool = False,
+    wait: bool = False,
     notify: Notify = lambda _: None,
     on_era: Callable[[Era, str], None] = lambda era, status: None,
     on_eras: Callable[[int], None] = lambda total: None,
@@ -425,10 +435,11 @@ def run_pipeline(
     """Run the whole pipeline; per-era problems are collected, input problems raise.
 
     Eras that every sink already holds with the same feature fingerprint are skipped
-    (resume); ``force`` recomputes them.
+    (resume); ``force`` recomputes them. Another run of the pipeline going on is an error,
+    unless ``wait``: then this one waits for it to end.
     """
     started = time.perf_counter()
-    prepared = prepare(config, era_ids, limit, force, notify)
+    prepared = prepare(config, era_ids, limit, force, wait, notify)
     announce(prepared, notify)
     start_records(prepared)
     records = prepared.summary.records
@@ -439,5 +450,8 @@ def run_pipeline(
     try:
         execute(config, prepared, notify, on_era)
     finally:
-        finish(prepared, started, notify)
+        try:
+            finish(prepared, started, notify)
+        finally:
+            prepared.lock.release()
     return prepared.summary
