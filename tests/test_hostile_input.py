@@ -117,3 +117,38 @@ def test_non_numeric_wide_columns(tmp_path: Path, env, pg_conn) -> None:
                 "sensors": ["temp", "label"],
             },
         )
+
+
+def test_sensor_named_like_another_sensors_feature_is_refused_at_plan_time(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """``air_temp_c__rolling_mean_1h``'s median column would be ``air_temp_c``'s
+    ``rolling_mean_1h__median``: plan and run stop before any era, naming both; no era is left
+    running, and nothing is written."""
+    from streamfx.source.datasets.demo import DemoTables, seed_demo
+
+    from .helpers import streamfx
+
+    seed_demo(pg_conn, DemoTables(), days=2)
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sensor_readings (time, compartment_id, sensor, value)"
+            " SELECT time, compartment_id, 'air_temp_c__rolling_mean_1h', value"
+            " FROM sensor_readings WHERE sensor = 'air_temp_c'"
+        )
+    pg_conn.commit()
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        stages__classify={"profile": "reference", "default_features": "minimal"},
+    )
+    for command in ("plan", "run"):
+        result = streamfx(command, str(path), dsn=pg_dsn)
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "sensor 'air_temp_c__rolling_mean_1h'" in line
+        assert "sensor 'air_temp_c''s rolling_mean_1h features" in line
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM streamfx_era_status")
+        assert cur.fetchall() == [(0,)]
+    pg_conn.commit()
+    assert not list((tmp_path / "out" / "parts").glob("*.parquet"))

@@ -132,10 +132,42 @@ def plan_eras(
     """Analyse every era in one query, route each, and pack each lane's eras onto its workers."""
     costs = extractor_costs(get_extractor(config.stages.extract.extractor))
     analyses = analyze_eras(eras, source.era_stats(eras), classifier, costs)
+    sensors = {s for a in analyses for s in a.readings_per_sensor}
+    refuse_colliding_sensors(sensors, classifier, config.stages.extract.rolling_windows)
     plan = make_plan(config, analyses, executor.capacity(), gpu_extractor())
     unmatched = classifier.profile_notice(s for a in analyses for s in a.readings_per_sensor)
     plan.notices += [unmatched] if unmatched else []
     return plan
+
+
+def refuse_colliding_sensors(
+    sensors: set[str], classifier: Classifier, rolling_windows: Sequence[str]
+) -> None:
+    """Stop before any work when a sensor's feature columns could take another's names.
+
+    A feature column is ``sensor__feature``, and a feature's name starts with its calculator
+    (``median``, ``quantile__q_0.1``, ``rolling_mean_1h__median``). Sensor ``a__x`` then
+    collides with sensor ``a`` when ``a`` gets a calculator ``x``: ``a__x__median`` would be
+    both ``a__x``'s median and ``a``'s ``x__median``. Found mid-run, it would fail every
+    batch holding both sensors."""
+    for sensor in sorted(sensors):
+        head, sep, rest = sensor.rpartition("__")
+        while sep:
+            if head in sensors:
+                calculators = set(classifier.fc_parameters([head])[head])
+                if classifier.rolling_sensors([head]):
+                    calculators |= {
+                        f"rolling_{stat}_{w}" for stat in ("mean", "std") for w in rolling_windows
+                    }
+                calculator = rest.split("__")[0]
+                if calculator in calculators:
+                    raise StreamfxError(
+                        f"sensor {sensor!r}: its feature columns ({sensor}__<feature>) would"
+                        f" take the names of sensor {head!r}'s {calculator} features"
+                        f" ({head}__{calculator}__...): rename the sensor"
+                    )
+            head, sep, tail = head.rpartition("__")
+            rest = f"{tail}__{rest}"
 
 
 def plan_pipeline(
