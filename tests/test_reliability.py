@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from streamfx.database import qualified
 from streamfx.source.datasets.demo import DemoTables, seed_demo
 
 from .helpers import (
@@ -59,15 +60,15 @@ def test_kill_9_then_rerun_equals_uninterrupted(
     )
 
 
-def status_rows(conn, table: str) -> list[tuple[str, int]]:
-    """Each status of the pipeline's eras in ``table`` and how many eras have it."""
+def era_status(conn, table: str) -> dict[str, str]:
+    """Each era's status (by key) in the status table, for ``table``."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT status, count(*) FROM streamfx_era_status WHERE features_table = $1"
-            " GROUP BY status ORDER BY status",
-            parameters=(f"public.{table}",),
+            "SELECT coalesce(NULLIF(partition, '') || '/', '') || era_id, status"
+            " FROM streamfx_era_status WHERE features_table = $1",
+            parameters=(qualified("public", table),),
         )
-        rows = cur.fetchall()
+        rows = dict(cur.fetchall())
     conn.commit()
     return rows
 
@@ -101,7 +102,8 @@ def test_concurrent_runs_of_one_pipeline_one_runs_the_others_stop(
             assert "pipeline 'test' is already running (streamfx run " in line
             assert " pid " in line and ", since " in line and "--wait" in line
     assert_equals_reference(tmp_path, pg_conn, "shared")
-    assert status_rows(pg_conn, "features_shared") == status_rows(pg_conn, "features_reference")
+    status = era_status(pg_conn, "features_shared")
+    assert status == era_status(pg_conn, "features_reference") and set(status.values()) == {"done"}
 
 
 def test_concurrent_runs_with_wait_run_one_after_the_other(
@@ -177,3 +179,115 @@ def test_sigint_to_the_group_of_a_runner_that_ignores_it_changes_nothing(
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr and "failed" not in stderr
+
+
+def test_report_counts_done_only_the_eras_every_sink_committed(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """The Parquet sink fails mid-run (its parts folder turns into a file): the run exits 1,
+    the report counts done exactly the eras both sinks hold, and no era stays running."""
+    import pyarrow.parquet as pq
+
+    seed_demo(pg_conn, DemoTables(), days=5)
+    path = pipeline(tmp_path, "broken")
+    parts = tmp_path / "broken" / "parts"
+    process = start_run(path, pg_dsn)
+    wait_for_parts(parts, 2, process)
+    parts.rename(tmp_path / "broken" / "parts.moved")
+    parts.write_text("in the way")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert "error: sinks.parquet" in stderr and "Traceback" not in stderr
+
+    in_parquet = {
+        f"{partition}/{era_id}" if partition else era_id
+        for part in (tmp_path / "broken" / "parts.moved").glob("*.parquet")
+        for era_id, partition, *_ in json.loads(pq.read_schema(part).metadata[b"streamfx.eras"])
+    }
+    status = era_status(pg_conn, "features_broken")
+    in_postgres = {key for key, state in status.items() if state == "done"}
+    assert "running" not in status.values()
+    (report_file,) = (tmp_path / "broken" / "runs").glob("*.json")
+    report = json.loads(report_file.read_text())
+    done = {
+        f"{e['partition']}/{e['era_id']}" if e["partition"] else e["era_id"]
+        for e in report["eras_detail"]
+        if e["status"] == "done"
+    }
+    assert done == in_parquet & in_postgres and report["eras"]["done"] == len(done)
+    assert report["ended"].startswith("aborted: sinks.parquet")
+
+
+def test_report_is_written_when_the_output_folder_is_not(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """Every era reaches both sinks, but features.parquet and runs/ cannot be written: the
+    run exits 1 naming the sink, says where the report could not go, and the database still
+    gets the report, counting every era done."""
+    seed_demo(pg_conn, DemoTables(), days=3)
+    path = pipeline(tmp_path, "blocked")
+    out = tmp_path / "blocked"
+    (out / "features.parquet").mkdir(parents=True)  # a folder where the file goes
+    (out / "features.parquet" / "keep").write_text("")
+    (out / "runs").write_text("a file where the folder goes")
+    result = streamfx("run", str(path), "-q", dsn=pg_dsn)
+    assert result.returncode == 1, result.stderr
+    assert "run report not written to" in result.stderr and "runs" in result.stderr
+    assert "error: sinks.parquet:" in result.stderr and "Traceback" not in result.stderr
+    status = era_status(pg_conn, "features_blocked")
+    assert set(status.values()) == {"done"}
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT eras_done, eras_total, report->>'ended' FROM streamfx_runs")
+        ((done, total, ended),) = cur.fetchall()
+    pg_conn.commit()
+    assert done == len(status) and total >= done and ended.startswith("aborted: sinks.parquet")
+
+
+def test_a_cancelled_postgres_write_stops_the_run_as_ctrl_c_does(
+    tmp_path: Path, pg_dsn: str, pg_conn
+) -> None:
+    """The PostgreSQL sink's COPY is cancelled (what Ctrl-C does to a call in flight): the
+    batch rolls back, the run exits 130, the report says interrupted, no era stays running,
+    and a rerun equals an uninterrupted run."""
+    seed_demo(pg_conn, DemoTables(), days=5)
+    reference = streamfx("run", str(pipeline(tmp_path, "reference")), "-q", dsn=pg_dsn)
+    assert reference.returncode == 0, reference.stderr
+    path = pipeline(tmp_path, "cancelled")
+    process = start_run(path, pg_dsn)
+    deadline = time.monotonic() + 300
+    cancelled = False
+    while not cancelled and process.poll() is None and time.monotonic() < deadline:
+        with pg_conn.cursor() as cur:
+            cur.execute(
+                "SELECT bool_or(pg_cancel_backend(pid)) FROM pg_stat_activity"
+                " WHERE state = 'active' AND pid <> pg_backend_pid()"
+                " AND query LIKE 'COPY %features_cancelled_values%'"
+            )
+            cancelled = bool(cur.fetchall()[0][0])
+        pg_conn.commit()
+    assert cancelled, "the run ended before a write could be cancelled"
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    (report,) = (tmp_path / "cancelled" / "runs").glob("*.json")
+    assert json.loads(report.read_text())["ended"] == "interrupted"
+    assert "running" not in era_status(pg_conn, "features_cancelled").values()
+    rerun = streamfx("run", str(path), "-q", dsn=pg_dsn)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_equals_reference(tmp_path, pg_conn, "cancelled")
+
+
+def test_workers_of_a_killed_runner_exit_quietly(tmp_path: Path, pg_dsn: str, pg_conn) -> None:
+    """The runner alone is killed (its workers are not): each worker finds its pipe broken at
+    its next message and exits without a traceback."""
+    seed_demo(pg_conn, DemoTables(), days=5)
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        executor={"cpu_workers": 2, "eras_per_pass": 1, "batch_eras": 1},
+        sinks__parquet__path=str(tmp_path / "out"),
+    )
+    process = start_run(path, pg_dsn)
+    wait_for_parts(tmp_path / "out" / "parts", 1, process)  # the workers are sending eras
+    process.kill()
+    _, stderr = process.communicate(timeout=120)  # EOF: every worker has exited
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -79,6 +79,11 @@ def clean_errors(func: F) -> F:
             err.print("streamfx: terminated; eras written so far are whole, rerun to resume")
             raise typer.Exit(143) from None
         except Exception as exc:
+            from .database import cancelled
+
+            if cancelled(exc):  # Ctrl-C during a database call on this thread: the driver's cancel
+                err.print("streamfx: interrupted; eras written so far are whole, rerun to resume")
+                raise typer.Exit(130) from None
             if os.environ.get("STREAMFX_DEBUG"):
                 raise
             message = " ".join(str(exc).split())

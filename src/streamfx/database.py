@@ -93,6 +93,14 @@ def connect(dsn: str) -> Any:
     return conn
 
 
+def cancelled(exc: BaseException) -> bool:
+    """Whether ``exc`` is a statement the server cancelled: Ctrl-C during a call on the main
+    thread (the ADBC driver turns it into a cancel), or ``pg_cancel_backend``."""
+    from adbc_driver_manager import AdbcStatusCode, Error
+
+    return isinstance(exc, Error) and exc.status_code == AdbcStatusCode.CANCELLED
+
+
 def is_alive(conn: Any) -> bool:
     """Whether ``conn`` still reaches its server (after an error: was it the connection?)."""
     try:

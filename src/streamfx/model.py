@@ -225,7 +225,8 @@ class RunSummary:
 
     @property
     def features(self) -> int:
-        return sum(r.features for r in self.records.values())
+        """Feature values of the eras done (landed in every sink)."""
+        return sum(r.features for r in self.records.values() if r.status == "done")
 
     @property
     def exit_code(self) -> int:

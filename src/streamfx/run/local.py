@@ -29,10 +29,15 @@ from .worker import Handoff, worker_messages
 def _worker_main(
     config: PipelineConfig, dsn: str, spec: WorkerSpec, handoff: Handoff, pipe: Any
 ) -> None:
-    """Entry point of a local worker process: its messages go through its pipe."""
-    for message in worker_messages(config, dsn, spec, socket.gethostname(), handoff):
-        pipe.send(message)
-    pipe.close()
+    """Entry point of a local worker process: its messages go through its pipe. When the
+    runner is gone (killed), the pipe is broken: the worker exits at once, quietly, its era
+    unfinished (its rows were not written, and a rerun computes it)."""
+    try:
+        for message in worker_messages(config, dsn, spec, socket.gethostname(), handoff):
+            pipe.send(message)
+        pipe.close()
+    except (BrokenPipeError, ConnectionResetError):
+        os._exit(1)
     # Everything is sent (the connection closed when run() ended): skip the interpreter's
     # teardown of numba, scipy and polars, which the runner would otherwise wait ~0.5 s for.
     os._exit(0)

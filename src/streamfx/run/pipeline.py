@@ -27,7 +27,7 @@ from ..classify.analysis import analyze_eras, extractor_costs
 from ..classify.classifier import Classifier
 from ..classify.plan import Plan, make_plan
 from ..config import PipelineConfig, sink_options
-from ..errors import StreamfxError
+from ..errors import SinkFailed, StreamfxError
 from ..extract.extractor import Warmable
 from ..extract.feature_sets import TSFRESH_CALCULATORS
 from ..extract.plugin_calculators import check_calculators
@@ -359,7 +359,9 @@ def execute(
     if prepared.warmup is not None:  # the workers load the kernels it compiled
         with summary.timed("compile kernels"):
             prepared.warmup.wait()
-    writer = SinkWriter(prepared.sinks, summary, config.executor.batch_eras)
+    writer = SinkWriter(
+        prepared.sinks, summary, config.executor.batch_eras, lambda era: on_era(era, "done")
+    )
     writer.status([EraStatus(r.era, "pending") for r in summary.records.values() if r.lane])
     extracting = time.perf_counter()
     try:
@@ -377,9 +379,10 @@ def execute(
                 )
             elif event.empty:
                 record.status = "skipped"
-            else:
-                record_done(record, event, notify)
+            else:  # done once every sink has committed it (the writer says so)
+                record_extracted(record, event, notify)
                 writer.add(event)
+                continue
             on_era(event.era, record.status)
         writer.flush()
         # waiting on the workers: the loop, less the time it waited for a sink to catch up
@@ -390,14 +393,21 @@ def execute(
     except Exception as exc:
         summary.ended = f"aborted: {exc}"
         writer.stop()  # what was handed over is written whole; nothing more
+        writer.reset(unfinished(summary))
         raise
     except BaseException:  # Ctrl-C, SIGTERM: keep what is finished, the rest reruns
         summary.ended = "interrupted"
-        if writer.waiting:
+        if writer.waiting and not writer.failed:  # a cancelled write: nothing more to write
             notify(f"writing {len(writer.waiting)} finished eras before stopping")
             writer.flush()
         writer.stop()
+        writer.reset(unfinished(summary))
         raise
+
+
+def unfinished(summary: RunSummary) -> list[Era]:
+    """The eras of the plan that a stopped run leaves neither done nor failed."""
+    return [r.era for r in summary.records.values() if r.lane and r.status == "pending"]
 
 
 def handoff(config: PipelineConfig, sinks: Sequence[Sink]) -> Handoff:
@@ -412,9 +422,8 @@ def handoff(config: PipelineConfig, sinks: Sequence[Sink]) -> Handoff:
     return Handoff(writers, keep_features=len(writable) < len(sinks))
 
 
-def record_done(record: EraRecord, result: EraResult, notify: Notify) -> None:
+def record_extracted(record: EraRecord, result: EraResult, notify: Notify) -> None:
     """An era finished with features: note them (and say what its calculators warned of)."""
-    record.status = "done"
     record.readings = result.readings
     record.features = result.feature_rows
     record.peak_rss_mb = result.peak_rss_mb
@@ -438,19 +447,31 @@ def mark_started(summary: RunSummary, event: Started, writer: SinkWriter, notify
     )
 
 
-def finish(prepared: Prepared, started: float, notify: Notify) -> None:
-    """Close the sinks (their output lines), note what the workers reported, write the report."""
+def finish(prepared: Prepared, started: float, notify: Notify) -> SinkFailed | None:
+    """Close the sinks (their output lines), note what the workers reported, write the report.
+
+    A sink that fails to close does not keep the others from closing, nor the report from
+    being written (the run ends aborted); its error is returned, for the caller to raise."""
     summary = prepared.summary
     summary.outputs = []
+    failure: SinkFailed | None = None
     for sink in prepared.sinks:
-        with summary.timed(f"close {sink.name}"):
-            summary.outputs.append(sink.close())
+        try:
+            with summary.timed(f"close {sink.name}"):
+                summary.outputs.append(sink.close())
+        except Exception as exc:
+            error = SinkFailed(f"sinks.{sink.name}: {' '.join(str(exc).split())}")
+            error.__cause__ = exc
+            failure = failure or error
+            if summary.ended == "completed":
+                summary.ended = f"aborted: {error}"
     reports = prepared.executor.reports
     summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in reports.items()}
     summary.worker_restarts = {n: r.restarts for n, r in reports.items()}
     summary.worker_nodes = {n: r.node for n, r in reports.items()}
     summary.seconds = time.perf_counter() - started
     summary.outputs.append(write_report(summary, prepared.sinks, notify))
+    return failure
 
 
 def run_pipeline(
@@ -480,10 +501,14 @@ def run_pipeline(
         if record.status in ("skipped", "resumed"):
             on_era(record.era, record.status)
     try:
-        execute(config, prepared, notify, on_era)
-    finally:
         try:
-            finish(prepared, started, notify)
-        finally:
-            prepared.lock.release()
+            execute(config, prepared, notify, on_era)
+        except BaseException:
+            finish(prepared, started, notify)  # the run's own error is the one to raise
+            raise
+        failure = finish(prepared, started, notify)
+        if failure is not None:
+            raise failure
+    finally:
+        prepared.lock.release()
     return prepared.summary

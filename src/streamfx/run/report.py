@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ..classify.balance import imbalance
 from ..model import RunSummary
 from ..sinks import ReportFolder, RunRecorder, Sink
@@ -136,12 +138,17 @@ def _write_json(report: dict[str, Any], folder: str | Path) -> str:
 def write_report(summary: RunSummary, sinks: Sequence[Sink], notify: Callable[[str], None]) -> str:
     """Write the JSON report and hand it to the sinks that record runs; one line saying where.
 
-    The JSON file is always written; recording in a sink is best effort (the database may be
-    the reason the run stopped), with a notice when it could not be.
+    Each place is best effort, the others written all the same: the folder may be why the run
+    stopped (unwritable), the database too; a notice says where the report could not go.
     """
     report = build_report(summary)
     folder = next((s.report_folder for s in sinks if isinstance(s, ReportFolder)), DEFAULT_FOLDER)
-    places = [_write_json(report, folder)]
+    places = []
+    try:
+        places.append(_write_json(report, folder))
+    except (OSError, pa.ArrowException) as exc:
+        where = Location(folder).show("runs", f"{report['run_id']}.json")
+        notify(f"run report not written to {where} ({' '.join(str(exc).split())})")
     for sink in sinks:
         if not isinstance(sink, RunRecorder):
             continue
@@ -149,4 +156,4 @@ def write_report(summary: RunSummary, sinks: Sequence[Sink], notify: Callable[[s
             places.append(sink.record_run(report))
         except Exception as exc:
             notify(f"run report not written to the database ({' '.join(str(exc).split())})")
-    return "report: " + " and ".join(places)
+    return "report: " + (" and ".join(places) or "not written")
