@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .database import redact
 from .errors import StreamfxError
 from .version import __version__
 
@@ -70,7 +71,8 @@ def clean_errors(func: F) -> F:
         except typer.Exit:
             raise
         except StreamfxError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            message = redact(str(exc))  # the messages redact their DSN; this is the backstop
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("streamfx: interrupted; eras written so far are whole, rerun to resume")
@@ -86,7 +88,7 @@ def clean_errors(func: F) -> F:
                 raise typer.Exit(130) from None
             if os.environ.get("STREAMFX_DEBUG"):
                 raise
-            message = " ".join(str(exc).split())
+            message = redact(" ".join(str(exc).split()))
             err.print(
                 f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(message)} "
                 "(set STREAMFX_DEBUG=1 for a traceback)",
@@ -96,6 +98,16 @@ def clean_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _era_ids(eras: str | None) -> list[str] | None:
+    """``--eras a,b`` as a list; given but empty (``--eras ""``) is an error, not every era."""
+    if eras is None:
+        return None
+    ids = [e.strip() for e in eras.split(",") if e.strip()]
+    if not ids:
+        raise StreamfxError("--eras: no era ids given; leave --eras out to run every era")
+    return ids
 
 
 def _version(value: bool) -> None:
@@ -163,7 +175,7 @@ def run(
 
     config = with_feature_set(load_config(pipeline), features)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
+    era_ids = _era_ids(eras)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -302,7 +314,7 @@ def plan(
     from .run.pipeline import plan_pipeline
 
     config = with_feature_set(load_config(pipeline), features)
-    era_ids = [e.strip() for e in eras.split(",") if e.strip()] if eras else None
+    era_ids = _era_ids(eras)
     _, the_plan = plan_pipeline(
         config,
         era_ids=era_ids,
@@ -389,13 +401,16 @@ def validate(
     Exit status 0 when valid, 2 with one line naming the problem otherwise.
     """
     from .config import load_config
-    from .database import EMBEDDED, connect, table_columns
+    from .database import EMBEDDED, connect
     from .run.pipeline import check_stages
-    from .source.open import resolve_dsn
+    from .source.open import resolve_dsn, will_seed
     from .source.postgres import Source
 
     config = load_config(pipeline)
-    check_stages(config)
+    try:
+        check_stages(config)
+    except StreamfxError as exc:  # stages.* keys of this file: name it, as load_config does
+        raise StreamfxError(f"{pipeline}: {exc}") from None
     out.print(f"{pipeline}: pipeline file is valid")
     if offline:
         return
@@ -403,8 +418,7 @@ def validate(
     conn = connect(dsn)
     try:
         src = config.source
-        missing = table_columns(conn, src.schema_, src.readings.table) is None
-        if missing and src.dsn.strip() == EMBEDDED and src.embedded.seed_demo:
+        if src.dsn.strip() == EMBEDDED and will_seed(src, conn):
             out.print(
                 f"{src.schema_}.{src.readings.table} does not exist yet: "
                 f"`streamfx run` will seed it with {src.embedded.seed} data"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .classify.config import ClassifyConfig
 from .errors import StreamfxError
@@ -63,6 +63,88 @@ class PipelineConfig(Section):
     sinks: SinksConfig
     executor: ExecutorConfig = ExecutorConfig()
 
+    @field_validator("plugins")
+    @classmethod
+    def _python_files(cls, paths: list[Path]) -> list[Path]:
+        for path in paths:
+            if path.suffix != ".py":
+                raise ValueError(f"{path} is not a Python module file (.py)")
+        return paths
+
+
+#: Pipeline files are a page or two; anything this big is a mistake (or an attack).
+MAX_FILE_BYTES = 1_000_000
+#: Nodes a file may hold once its aliases are expanded: "billion laughs" is a 1 KB file of
+#: aliases of aliases that expands to gigabytes when validated.
+MAX_NODES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as pipeline files need it: a repeated key is an error (the last would win
+    silently, and a whole sink could vanish), and dates stay strings, so that the option that
+    reads them names the key when one is impossible (2024-02-30)."""
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, Any]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}  # key -> its line
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # <<: *base, which keys may override
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key]}): the last would win",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes ``node`` stands for with every alias expanded (an alias is the node it names)."""
+    if id(node) not in sizes:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
+def _read_yaml(path: Path, text: str) -> Any:
+    """Parse ``text`` with :class:`_Loader`, refusing a file too big, too deep or expanding to
+    more than :data:`MAX_NODES` nodes."""
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise StreamfxError(f"{path}: the file is larger than {MAX_FILE_BYTES:,} bytes")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_NODES:
+            raise StreamfxError(
+                f"{path}: the file expands to {size:,} YAML nodes once its aliases (*name) are"
+                f" resolved; at most {MAX_NODES:,}"
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StreamfxError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise StreamfxError(f"{path}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
 
 def _describe(
     error: dict[str, Any], model: type[BaseModel] = PipelineConfig, at: tuple[str, ...] = ()
@@ -111,13 +193,7 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise StreamfxError(f"{path}: no such pipeline file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StreamfxError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise StreamfxError(f"{where}: invalid YAML: {problem}") from None
+    data = _read_yaml(path, text)
     if data is None:
         raise StreamfxError(f"{path}: the file is empty; expected keys name, source and sinks")
     if not isinstance(data, dict):

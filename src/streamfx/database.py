@@ -10,9 +10,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import DatabaseLost, StreamfxError
+from .options import check_identifier
 
 if TYPE_CHECKING:
     from .config import RetryConfig
@@ -35,22 +36,75 @@ def expand_env(value: str, where: str) -> str:
     return _ENV_VAR.sub(sub, value)
 
 
-def secrets_of(dsn: str) -> list[str]:
-    """The parts of a DSN that must never be printed (URL or key=value password)."""
+def _conninfo(dsn: str) -> list[tuple[str, str, str]]:
+    """(key, value as written, value as libpq reads it) of a key=value DSN, by libpq's rules:
+    ``key = value``, the value bare (up to whitespace) or in single quotes, a backslash
+    taking the next character literally in either."""
     found = []
-    try:
-        password = urlsplit(dsn).password
-    except ValueError:
-        password = None
-    if password:
-        found.append(password)
-    found += re.findall(r"password\s*=\s*'?([^\s']+)", dsn)
+    i, n = 0, len(dsn)
+    while i < n:
+        while i < n and dsn[i].isspace():
+            i += 1
+        start = i
+        while i < n and dsn[i] != "=" and not dsn[i].isspace():
+            i += 1
+        key = dsn[start:i]
+        while i < n and dsn[i].isspace():
+            i += 1
+        if i >= n or dsn[i] != "=":
+            continue  # not a key=value pair: go on after it
+        i += 1
+        while i < n and dsn[i].isspace():
+            i += 1
+        quoted = i < n and dsn[i] == "'"
+        i += quoted
+        start, value = i, []
+        while i < n and (dsn[i] != "'" if quoted else not dsn[i].isspace()):
+            if dsn[i] == "\\" and i + 1 < n:
+                i += 1
+            value.append(dsn[i])
+            i += 1
+        found.append((key, dsn[start:i], "".join(value)))
+        i += quoted
     return found
 
 
-def redact(text: str, dsn: str) -> str:
-    """``text`` with every secret of ``dsn`` replaced by ``***``."""
-    for secret in secrets_of(dsn):
+def _uri_passwords(dsn: str) -> list[str]:
+    """The passwords of a URI DSN as written: in the user info, and ``password=`` in the query."""
+    try:
+        parts = urlsplit(dsn)
+        written = [parts.password or ""]
+    except ValueError:  # a bracket in the host: the user info still precedes the last @
+        parts, written = None, []
+    rest = dsn.split("://", 1)[-1]
+    userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+    written.append(userinfo.partition(":")[2])
+    query = parts.query if parts else dsn.partition("?")[2]
+    written += [v for k, _, v in (kv.partition("=") for kv in query.split("&")) if k == "password"]
+    return written
+
+
+#: Secrets of every DSN this process connected with: error lines and the run report are
+#: redacted with them too, wherever a message came from.
+_SEEN: set[str] = set()
+
+
+def secrets_of(dsn: str) -> set[str]:
+    """Every form in which a password of ``dsn`` (or PGPASSWORD) could be printed: as
+    written, decoded (libpq quoting, percent-encoding), percent-encoded and repr-escaped."""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        values = [form for p in _uri_passwords(dsn) for form in (p, unquote(p))]
+    else:
+        values = [form for key, *forms in _conninfo(dsn) if key == "password" for form in forms]
+    values.append(os.environ.get("PGPASSWORD", ""))
+    forms = {f for v in values for f in (v, quote(v, safe=""), repr(v)[1:-1])}
+    return {f for f in forms if f}
+
+
+def redact(text: str, dsn: str = "") -> str:
+    """``text`` with every secret of ``dsn``, of the DSNs connected with, and of PGPASSWORD
+    replaced by ``***`` (the longest first, so that no part of one is left)."""
+    for secret in sorted(secrets_of(dsn) | _SEEN, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
@@ -80,6 +134,7 @@ def connect(dsn: str) -> Any:
     """Open an ADBC connection (session time zone UTC); unreachable servers raise StreamfxError."""
     import adbc_driver_postgresql.dbapi as pg
 
+    _SEEN.update(secrets_of(dsn))
     try:
         conn = pg.connect(dsn)
     except Exception as exc:
@@ -170,24 +225,31 @@ class Connection:
 
 
 def describe_dsn(dsn: str) -> str:
-    """A printable form of a DSN: host, port and database, never the password."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "dsn"
-    if parts.scheme not in ("postgresql", "postgres"):
+    """A printable form of a DSN: hosts, ports and database, never the password.
+
+    Read from the text, not from ``urlsplit(...).port``, which raises on what libpq reports
+    better itself (a port that is no number, or several hosts: ``h1:5432,h2:5433``)."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
         return redact(dsn, dsn)
-    host = parts.hostname or dict(
-        kv.split("=", 1) for kv in parts.query.split("&") if "=" in kv
-    ).get("host", "localhost")
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}/{parts.path.lstrip('/') or parts.username or ''}"
+    rest = dsn.split("://", 1)[1]
+    authority, _, tail = rest.partition("/")
+    authority = authority.partition("?")[0]
+    userinfo, _, hosts = authority.rpartition("@")
+    path, _, query = tail.partition("?")
+    if not query and "?" in rest.partition("/")[0]:
+        query = rest.partition("?")[2]
+    options = dict(kv.partition("=")[::2] for kv in query.split("&") if "=" in kv)
+    host = hosts or unquote(options.get("host", "localhost"))
+    database = unquote(path) or unquote(userinfo.partition(":")[0])
+    return redact(f"{host}/{database}", dsn)
 
 
 def quote_ident(name: str) -> str:
     """Quote an identifier for SQL: always quoted, embedded quotes doubled, NUL refused."""
-    if not name or "\x00" in name or len(name.encode()) > 63:
-        raise StreamfxError(f"invalid SQL identifier {name!r}")
+    try:
+        check_identifier(name)
+    except ValueError as exc:
+        raise StreamfxError(f"invalid SQL identifier {name!r}: {exc}") from None
     return '"' + name.replace('"', '""') + '"'
 
 

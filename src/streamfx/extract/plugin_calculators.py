@@ -9,6 +9,7 @@ row, so only the series it fails on get NaN.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -23,7 +24,7 @@ from ..errors import StreamfxError
 from ..model import FEATURES_SCHEMA
 from .calculators import CALCULATORS, param_suffix
 from .extractor import FeatureCalculator
-from .feature_sets import TSFRESH_CALCULATORS, FCParameters
+from .feature_sets import TSFRESH_CALCULATORS, FCParameters, feature_set
 from .series import buckets, sorted_series
 
 log = logging.getLogger(__name__)
@@ -194,13 +195,77 @@ def _first(function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     return np.asarray(function(*args, **kw)).reshape(-1)[0]
 
 
+#: Keys tsfresh's combiners read with a default, which its parameter grids leave out.
+_OPTIONAL_KEYS = {
+    "augmented_dickey_fuller": {"autolag"},
+    "query_similarity_count": {"query", "threshold", "normalize"},
+}
+
+
+def calculator_parameters(
+    name: str, plugin: FeatureCalculator | None
+) -> tuple[set[str], set[str]] | None:
+    """(allowed, required) parameter names of a calculator; None when it takes any.
+
+    A plugin's and a simple tsfresh calculator's are their function's keyword parameters
+    (after the series arguments); a tsfresh combiner takes one list of dicts, whose keys are
+    those of tsfresh's own comprehensive grid for it (plus the few it reads with a default)."""
+    from tsfresh.feature_extraction import feature_calculators as tsfresh
+
+    if plugin is not None:
+        function, skip = plugin.function, 2 if plugin.kind == "series" else 1
+    else:
+        function, skip = getattr(tsfresh, name), 1
+        if getattr(function, "fctype", "simple") == "combiner":
+            grid = feature_set("comprehensive").get(name) or [{}]
+            optional = _OPTIONAL_KEYS.get(name, set())
+            allowed = set().union(*grid) | optional
+            return allowed, set.intersection(*map(set, grid)) - optional
+    parameters = list(inspect.signature(function).parameters.values())[skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return {p.name for p in named}, {p.name for p in named if p.default is p.empty}
+
+
+def _check_parameters(
+    name: str, params: Any, defaults: Any, plugin: FeatureCalculator | None, where: str
+) -> None:
+    """Each parameter set names only parameters the calculator has, and all it needs (else
+    every era would fail the same way, after ``validate`` said the file was fine)."""
+    if params is None:
+        params = defaults or [{}]
+    expected = calculator_parameters(name, plugin)
+    if expected is None:
+        return
+    allowed, required = expected
+    for i, param in enumerate(params):
+        unknown = sorted(set(param) - allowed)
+        missing = sorted(required - set(param))
+        known = f"(parameters: {', '.join(sorted(allowed)) or 'none'})"
+        if unknown:
+            raise StreamfxError(
+                f"{where}.{name}[{i}]: calculator {name!r} has no parameter {unknown[0]!r} {known}"
+            )
+        if missing:
+            raise StreamfxError(
+                f"{where}.{name}[{i}]: calculator {name!r} needs parameter {missing[0]!r} {known}"
+            )
+
+
 def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
-    """Every calculator name is tsfresh's, a native kernel's or a plugin's."""
+    """Every calculator name is tsfresh's, a native kernel's or a plugin's, and every
+    parameter set fits the calculator's parameters."""
     from ..plugins.manager import feature_calculators
 
     plugin = feature_calculators()
-    for name in settings:
-        if callable(name) or name in plugin or name in CALCULATORS:
+    defaults = feature_set("comprehensive")
+    for name, params in settings.items():
+        if callable(name):
             continue
-        if not (isinstance(name, str) and name in TSFRESH_CALCULATORS):
+        if name in plugin:
+            _check_parameters(name, params, plugin[name].params, plugin[name], where)
+        elif isinstance(name, str) and name in TSFRESH_CALCULATORS:
+            _check_parameters(name, params, defaults.get(name), None, where)
+        elif name not in CALCULATORS:
             raise StreamfxError(f"{where}: unknown feature calculator {name!r}")

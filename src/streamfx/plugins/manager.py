@@ -39,6 +39,9 @@ DEFAULT_PLUGINS = (
     "streamfx.sinks.postgres",
 )
 ENTRY_POINT_GROUP = "streamfx"
+#: What a plugin's import or hook may raise that is its failure, not ours: SystemExit too (a
+#: module calling sys.exit at import would otherwise end the run, exit 0, nothing done).
+PLUGIN_ERRORS = (Exception, SystemExit)
 
 
 def _allowed(name: str) -> bool:
@@ -61,7 +64,7 @@ def plugin_manager() -> pluggy.PluginManager:
             continue
         try:
             plugin = entry_point.load()
-        except Exception as exc:  # a broken third-party package must not look like our bug
+        except PLUGIN_ERRORS as exc:  # a broken third-party package must not look like our bug
             raise StreamfxError(
                 f"plugin {entry_point.name!r} ({entry_point.value}) failed to import: "
                 f"{type(exc).__name__}: {exc}"
@@ -100,7 +103,7 @@ def load_local_plugins(paths: Iterable[Path]) -> None:
         try:
             sys.modules[spec.name] = module  # type: ignore[union-attr]
             spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             raise StreamfxError(
                 f"plugin {name!r} ({path}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
@@ -120,7 +123,7 @@ def _cached_hooks(hook_name: str) -> tuple[tuple[str, object], ...]:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():  # registration order
         try:
             items = impl.function()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
             raise StreamfxError(
                 f"plugin {impl.plugin_name!r} failed in hook {hook_name}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -4,11 +4,24 @@ how eras are grouped, and how failures are retried."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..options import RetryConfig, Section, parse_duration
+
+#: Local worker processes allowed per core: more only thrash (and a typo such as 10000000
+#: would start millions of processes and write a report of gigabytes).
+WORKERS_PER_CORE = 4
+
+
+def cores() -> int:
+    """The cores this process may use (its affinity, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class ExecutorConfig(Section):
@@ -32,3 +45,15 @@ class ExecutorConfig(Section):
     @classmethod
     def _timeout(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("cpu_workers", "gpu_workers")
+    @classmethod
+    def _workers_fit(cls, count: int | None, info: ValidationInfo) -> int | None:
+        """Local workers are processes on this machine: at most WORKERS_PER_CORE per core."""
+        limit = WORKERS_PER_CORE * cores()
+        if info.data.get("kind") == "local" and count is not None and count > limit:
+            raise ValueError(
+                f"{count:,} worker processes on a machine with {cores()} cores;"
+                f" at most {limit} ({WORKERS_PER_CORE} per core) run locally"
+            )
+        return count

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..classify.balance import imbalance
+from ..database import redact
 from ..model import RunSummary
 from ..sinks import ReportFolder, RunRecorder, Sink
 from ..sinks.parquet.files import Location, put
@@ -69,7 +70,7 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "seconds": round(summary.seconds, 3),
         "timings_s": {k: round(v, 3) for k, v in summary.timings.items()},
         "writes_s": {k: round(v, 3) for k, v in summary.writes.items()},
-        "ended": summary.ended,
+        "ended": redact(summary.ended),
         "routing_policy": summary.plan.policy,
         "gpu_devices": summary.plan.gpu_devices,
         "notices": summary.plan.notices,

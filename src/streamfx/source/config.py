@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..options import Section, parse_duration, utc
+from ..options import Identifier, Section, parse_duration, utc
 
 
 class EmbeddedConfig(Section):
@@ -20,22 +20,35 @@ class EmbeddedConfig(Section):
 
 
 class ReadingsConfig(Section):
-    table: str
+    table: Identifier
     layout: Literal["long", "wide", "jsonb"] = "long"
-    time_column: str = "time"
-    partition_column: str | None = None
-    sensor_column: str = "sensor"
-    value_column: str = "value"
-    json_column: str = "features"  # jsonb layout: one object of sensor -> value per row
-    sensors: list[str] | None = None
+    time_column: Identifier = "time"
+    partition_column: Identifier | None = None
+    sensor_column: Identifier = "sensor"
+    value_column: Identifier = "value"
+    json_column: Identifier = "features"  # jsonb layout: one object of sensor -> value per row
+    sensors: list[Identifier] | None = None
+
+    @field_validator("sensors")
+    @classmethod
+    def _sensors(cls, value: list[str] | None) -> list[str] | None:
+        """An empty list would read nothing, and a sensor named twice is one column read twice."""
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("list at least one sensor, or leave 'sensors' out to read them all")
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"sensor(s) listed more than once: {', '.join(map(repr, repeated))}")
+        return value
 
 
 class ErasConfig(Section):
-    table: str | None = None
-    id_column: str = "era_id"
-    start_column: str = "start_time"
-    end_column: str = "end_time"
-    partition_column: str | None = None
+    table: Identifier | None = None
+    id_column: Identifier = "era_id"
+    start_column: Identifier = "start_time"
+    end_column: Identifier = "end_time"
+    partition_column: Identifier | None = None
     every: dt.timedelta | None = None
     from_: dt.datetime | None = Field(None, alias="from")
     to: dt.datetime | None = None
@@ -56,13 +69,34 @@ class ErasConfig(Section):
             raise ValueError("set exactly one of 'table' (an era table) or 'every' (fixed windows)")
         if self.from_ and self.to and self.from_ >= self.to:
             raise ValueError("'from' must be before 'to'")
+        if self.every and self.from_ and self.to:
+            check_window_count(window_count(self.from_, self.to, self.every), self.every)
         return self
+
+
+#: Fixed windows one run may make: each is an era, planned and tracked in memory.
+MAX_WINDOWS = 1_000_000
+
+
+def window_count(start: dt.datetime, stop: dt.datetime, every: dt.timedelta) -> int:
+    """How many windows of ``every`` cover [start, stop), counted before any is built."""
+    return max(-((start - stop) // every), 0)
+
+
+def check_window_count(count: int, every: dt.timedelta) -> None:
+    """Refuse more than :data:`MAX_WINDOWS`, before building them (a tiny ``every`` over a year
+    would fill the memory)."""
+    if count > MAX_WINDOWS:
+        raise ValueError(
+            f"'every: {every}' makes {count:,} windows; at most {MAX_WINDOWS:,} per run"
+            " (use longer windows or a shorter from/to range)"
+        )
 
 
 class SourceConfig(Section):
     dsn: str = "embedded"
     embedded: EmbeddedConfig = EmbeddedConfig()
-    schema_: str = Field("public", alias="schema")
+    schema_: Identifier = Field("public", alias="schema")
     readings: ReadingsConfig
     eras: ErasConfig
 

@@ -23,13 +23,36 @@ def resolve_dsn(config: SourceConfig, notify: Notify = lambda _: None) -> str:
     return start_embedded(data_dir)
 
 
+#: The readings tables of the shipped pipelines (pipeline.yaml, pipelines/*.yaml).
+SHIPPED_READINGS = frozenset(
+    {"sensor_readings", "greenhouse_wide", "iot_readings", "preprocessed_features"}
+)
+
+
+def will_seed(src: SourceConfig, conn: Any) -> bool:
+    """Whether the embedded server's missing readings table gets demo data: only in schema
+    public, and only when public holds no table yet (a new server) or the table has a shipped
+    pipeline's name. A misspelt schema or table is then an error, not 244,771 demo readings."""
+    if not src.embedded.seed_demo or src.schema_ != "public":
+        return False
+    if table_columns(conn, src.schema_, src.readings.table) is not None:
+        return False
+    if src.readings.table in SHIPPED_READINGS:
+        return True
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        (tables,) = cur.fetchone()
+    conn.commit()
+    return tables == 0
+
+
 def seed_demo_if_missing(src: SourceConfig, conn: Any, notify: Notify) -> bool:
     """Seed the demo dataset under the configured names when the readings table is missing:
     in the configured layout, or in the reference system's shape with ``embedded.seed:
     reference`` (era ids restarting in each compartment)."""
     from .datasets.demo import DemoTables, seed_demo
 
-    if table_columns(conn, src.schema_, src.readings.table) is not None:
+    if not will_seed(src, conn):
         return False
     r, e = src.readings, src.eras
     tables = DemoTables(
@@ -62,6 +85,6 @@ def open_source(config: SourceConfig, notify: Notify) -> tuple[str, Any, Source]
     """Connect, seed demo data where the embedded default asks for it, and check the tables."""
     dsn = resolve_dsn(config, notify)
     conn = connect(dsn)
-    if config.dsn.strip() == EMBEDDED and config.embedded.seed_demo:
+    if config.dsn.strip() == EMBEDDED:
         seed_demo_if_missing(config, conn, notify)
     return dsn, conn, Source(config, conn, notify)

@@ -8,9 +8,10 @@ era bounds and partitions are bound parameters. Each era's readings stream with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -19,7 +20,7 @@ import pyarrow as pa
 from ..database import primary_key, qualified, quote_ident, table_columns
 from ..errors import StreamfxError
 from ..model import READINGS_SCHEMA, Era
-from .config import SourceConfig
+from .config import SourceConfig, check_window_count, window_count
 
 _TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 _NUMERIC_TYPES = ("smallint", "integer", "bigint", "real", "double precision", "numeric")
@@ -204,12 +205,17 @@ class Source:
         )
         step = e.every
         assert step is not None
-        eras: list[Era] = []
+        spans = []
         for row in self._query(sql, None).to_pylist():
-            if row["lo"] is None:
-                continue
-            lo = e.from_ or _floor(row["lo"], step)
-            hi = min(e.to, row["hi"] + step) if e.to else row["hi"] + step
+            if row["lo"] is not None:
+                lo = e.from_ or _floor(row["lo"], step)
+                spans.append((row, lo, min(e.to, row["hi"] + step) if e.to else row["hi"] + step))
+        try:
+            check_window_count(sum(window_count(lo, hi, step) for _, lo, hi in spans), step)
+        except ValueError as exc:
+            raise StreamfxError(f"source.eras.every: {exc}") from None
+        eras: list[Era] = []
+        for row, lo, hi in spans:
             start = lo
             while start < hi and start <= row["hi"]:
                 end = min(start + step, e.to) if e.to else start + step
@@ -385,7 +391,7 @@ class Source:
             f" WHERE {' AND '.join(where)} OFFSET 0) AS {m}"
         )
         parts = []
-        with self.conn.cursor() as cur:
+        with self._values_in_range(), self.conn.cursor() as cur:
             cur.execute(sql, parameters=tuple(params))
             for batch in cur.fetch_record_batch():
                 parts.append(self._normalize(pl.from_arrow(batch)))
@@ -445,13 +451,31 @@ class Source:
     def _query(
         self, sql: str, params: tuple[Any, ...] | None, *, work_mem: str | None = None
     ) -> pa.Table:
-        with self.conn.cursor() as cur:
+        with self._values_in_range(), self.conn.cursor() as cur:
             if work_mem is not None:  # for this transaction only
                 cur.execute(f"SET LOCAL work_mem = '{work_mem}'")
             cur.execute(sql, parameters=params)
             table = cur.fetch_arrow_table()
         self.conn.commit()
         return table
+
+    @contextlib.contextmanager
+    def _values_in_range(self) -> Iterator[None]:
+        """A ``numeric`` reading beyond double precision (1e400) fails the cast to float8;
+        say so in one line, not with PostgreSQL's message of its 400 digits."""
+        try:
+            yield
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != "22003" and "SQLSTATE: 22003" not in str(exc):
+                raise
+            with contextlib.suppress(Exception):
+                self.conn.rollback()
+            r = self.readings
+            key = {"long": "value_column", "wide": "sensors"}.get(r.layout, "layout")
+            raise StreamfxError(
+                f"source.readings.{key}: {self.schema}.{r.table} holds a value beyond double"
+                " precision (about 1.8e308), the type streamfx reads values as"
+            ) from None
 
 
 _PASS_SCHEMA = {

@@ -23,4 +23,10 @@ class ParquetSinkConfig(Section):
     @field_validator("path", mode="before")
     @classmethod
     def _local_or_uri(cls, value: Any) -> Any:
+        """An empty path would write into the current folder, and ``mock://`` is pyarrow's
+        in-memory filesystem (the output is gone when the run ends): both refused."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("the path is empty: name a folder or a URI such as s3://bucket/x")
+        if isinstance(value, str) and value.lower().startswith("mock://"):
+            raise ValueError("mock:// is an in-memory filesystem: the output would be lost")
         return Path(value) if isinstance(value, str) and "://" not in value else value
