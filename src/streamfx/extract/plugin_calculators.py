@@ -232,7 +232,8 @@ def _check_parameters(
     name: str, params: Any, defaults: Any, plugin: FeatureCalculator | None, where: str
 ) -> None:
     """Each parameter set names only parameters the calculator has, and all it needs (else
-    every era would fail the same way, after ``validate`` said the file was fine)."""
+    every era would fail the same way, after ``validate`` said the file was fine). ``null``
+    means a plugin's default grid, and no parameters for a tsfresh calculator."""
     if params is None:
         params = defaults or [{}]
     expected = calculator_parameters(name, plugin)
@@ -259,13 +260,12 @@ def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
     from ..plugins.manager import feature_calculators
 
     plugin = feature_calculators()
-    defaults = feature_set("comprehensive")
     for name, params in settings.items():
         if callable(name):
             continue
         if name in plugin:
             _check_parameters(name, params, plugin[name].params, plugin[name], where)
         elif isinstance(name, str) and name in TSFRESH_CALCULATORS:
-            _check_parameters(name, params, defaults.get(name), None, where)
+            _check_parameters(name, params, None, None, where)  # null: called without any
         elif name not in CALCULATORS:
             raise StreamfxError(f"{where}: unknown feature calculator {name!r}")
