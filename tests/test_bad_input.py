@@ -159,7 +159,9 @@ def test_plugin_calling_sys_exit_is_a_plugin_error(tmp_path: Path) -> None:
     (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
     path = write_pipeline(tmp_path / "pipeline.yaml", plugins=["quitter.py"])
     result = streamfx("validate", "--offline", str(path))
-    assert_one_line_error(result, "plugin 'quitter'", "failed to import: SystemExit")
+    assert_one_line_error(
+        result, f"{path}: plugins: plugin 'quitter'", "failed to import: SystemExit: 0"
+    )
 
 
 def test_shipped_pipelines_stay_valid() -> None:

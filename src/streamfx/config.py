@@ -208,7 +208,10 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise _invalid(path, exc) from None
     from .plugins.manager import load_local_plugins
 
-    load_local_plugins(config.plugins)
+    try:
+        load_local_plugins(config.plugins)
+    except StreamfxError as exc:  # the plugins this file names: say which file
+        raise StreamfxError(f"{path}: {exc}") from None
     sink_options(config, path)
     return config
 

@@ -105,7 +105,7 @@ def load_local_plugins(paths: Iterable[Path]) -> None:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except PLUGIN_ERRORS as exc:
             raise StreamfxError(
-                f"plugin {name!r} ({path}) failed to import: {type(exc).__name__}: {exc}"
+                f"plugins: plugin {name!r} ({path}) failed to import: {type(exc).__name__}: {exc}"
             ) from exc
         _register(pm, module, name)
         _cached_hooks.cache_clear()
