@@ -115,6 +115,10 @@ CONFIG_ERRORS = {
         {"executor__cpu_workers": 10_000_000},
         ["executor.cpu_workers", "10,000,000 worker processes"],
     ),
+    "ten_million_ray_tasks": (
+        {"executor": {"kind": "ray", "cpu_workers": 10_000_000}},
+        ["executor.cpu_workers", "10,000,000 Ray tasks; at most 10,000 per lane"],
+    ),
     "unknown_calculator_parameter": (
         {"stages__classify__sensors": {"air_*": {"calculators": {"quantile": [{"qq": 0.5}]}}}},
         ["stages.classify.sensors.air_*.calculators.quantile[0]", "no parameter 'qq'", "q"],

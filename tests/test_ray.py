@@ -141,7 +141,9 @@ def test_ray_missing_is_one_line(shared: dict, tmp_path: Path) -> None:
         )
         assert result.returncode == 2, (args, result.stderr)
         (line,) = result.stderr.strip().splitlines()
-        assert line == "error: executor.kind: ray needs the ray extra: pip install 'streamfx[ray]'"
+        assert line == (
+            f"error: {path}: executor.kind: ray needs the ray extra: pip install 'streamfx[ray]'"
+        )
 
 
 def test_ray_parquet_only_keeps_features_on_the_workers(shared: dict) -> None:

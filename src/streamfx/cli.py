@@ -171,10 +171,10 @@ def run(
     Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
-    from .config import load_config, with_feature_set
+    from .config import with_feature_set
     from .run.pipeline import run_pipeline
 
-    config = with_feature_set(load_config(pipeline), features)
+    config = with_feature_set(_load_checked(pipeline), features)
     signal.signal(signal.SIGTERM, _on_sigterm)
     era_ids = _era_ids(eras)
     progress = Progress(
@@ -209,6 +209,20 @@ def run(
         )
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _load_checked(pipeline: Path) -> Any:
+    """PIPELINE loaded, and the plugins its stages name found: a problem names the file, for
+    the stages' keys as load_config does for the rest."""
+    from .config import load_config
+    from .run.pipeline import check_stages
+
+    config = load_config(pipeline)
+    try:
+        check_stages(config)
+    except StreamfxError as exc:
+        raise StreamfxError(f"{pipeline}: {exc}") from None
+    return config
 
 
 def _print_summary(summary: Any) -> None:
@@ -311,10 +325,10 @@ def plan(
     what routing compares. --csv writes every era's row to a file (thousands of eras read
     better there than on a terminal). --features as for `run`.
     """
-    from .config import load_config, with_feature_set
+    from .config import with_feature_set
     from .run.pipeline import plan_pipeline
 
-    config = with_feature_set(load_config(pipeline), features)
+    config = with_feature_set(_load_checked(pipeline), features)
     era_ids = _era_ids(eras)
     _, the_plan = plan_pipeline(
         config,
@@ -401,17 +415,11 @@ def validate(
 
     Exit status 0 when valid, 2 with one line naming the problem otherwise.
     """
-    from .config import load_config
     from .database import EMBEDDED, connect
-    from .run.pipeline import check_stages
     from .source.open import resolve_dsn, will_seed
     from .source.postgres import Source
 
-    config = load_config(pipeline)
-    try:
-        check_stages(config)
-    except StreamfxError as exc:  # stages.* keys of this file: name it, as load_config does
-        raise StreamfxError(f"{pipeline}: {exc}") from None
+    config = _load_checked(pipeline)
     out.print(f"{pipeline}: pipeline file is valid")
     if offline:
         return

@@ -69,6 +69,9 @@ def _conninfo(dsn: str) -> list[tuple[str, str, str]]:
     return found
 
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _uri_passwords(dsn: str) -> list[str]:
     """The passwords of a URI DSN as written: in the user info, and ``password=`` in the query."""
     try:
@@ -91,8 +94,9 @@ _SEEN: set[str] = set()
 
 def secrets_of(dsn: str) -> set[str]:
     """Every form in which a password of ``dsn`` (or PGPASSWORD) could be printed: as
-    written, decoded (libpq quoting, percent-encoding), percent-encoded and repr-escaped."""
-    if dsn.startswith(("postgresql://", "postgres://")):
+    written, decoded (libpq quoting, percent-encoding), percent-encoded and repr-escaped.
+    Any URI counts (a sink's ``s3://key:secret@bucket`` too), else libpq's key=value form."""
+    if _URI.match(dsn):
         values = [form for p in _uri_passwords(dsn) for form in (p, unquote(p))]
     else:
         values = [form for key, *forms in _conninfo(dsn) if key == "password" for form in forms]

@@ -14,6 +14,9 @@ from ..options import RetryConfig, Section, parse_duration
 #: Local worker processes allowed per core: more only thrash (and a typo such as 10000000
 #: would start millions of processes and write a report of gigabytes).
 WORKERS_PER_CORE = 4
+#: Ray tasks allowed per lane: the cluster is not known when the file is read, so a bound
+#: that fits the largest clusters and stops a typo.
+MAX_RAY_WORKERS = 10_000
 
 
 def cores() -> int:
@@ -49,11 +52,16 @@ class ExecutorConfig(Section):
     @field_validator("cpu_workers", "gpu_workers")
     @classmethod
     def _workers_fit(cls, count: int | None, info: ValidationInfo) -> int | None:
-        """Local workers are processes on this machine: at most WORKERS_PER_CORE per core."""
+        """Local workers are processes on this machine: at most WORKERS_PER_CORE per core;
+        Ray workers are tasks of a cluster: at most MAX_RAY_WORKERS."""
+        if count is None:
+            return count
         limit = WORKERS_PER_CORE * cores()
-        if info.data.get("kind") == "local" and count is not None and count > limit:
+        if info.data.get("kind") == "local" and count > limit:
             raise ValueError(
                 f"{count:,} worker processes on a machine with {cores()} cores;"
                 f" at most {limit} ({WORKERS_PER_CORE} per core) run locally"
             )
+        if info.data.get("kind") == "ray" and count > MAX_RAY_WORKERS:
+            raise ValueError(f"{count:,} Ray tasks; at most {MAX_RAY_WORKERS:,} per lane")
         return count
