@@ -21,24 +21,12 @@ from streamfx.source.open import seed_demo_if_missing
 from streamfx.source.postgres import Source
 
 from .conftest import REPO
-
-T0 = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
-MINUTE = dt.timedelta(minutes=1)
-
-
-def _era(name: str, part: str, start_min: int, end_min: int) -> Era:
-    return Era(name, T0 + start_min * MINUTE, T0 + end_min * MINUTE, part)
-
-
-WINDOWS = [  # back to back, not in time order, one past the data
-    _era("w3", "1", 120, 180),
-    _era("w1", "1", 0, 60),
-    _era("w2", "1", 60, 120),
-    _era("v1", "2", 0, 90),
-    _era("v2", "2", 90, 200),
-    _era("late", "2", 500, 560),
-]
-OVERLAPPING = [*WINDOWS, _era("x", "1", 30, 150)]
+from .test_source import (  # the same eras as the long layout's tests
+    MINUTE,
+    OVERLAPPING,
+    T0,
+    WINDOWS,
+)
 
 # (minute, partition) -> the JSON values that differ from the plain number i * 1.5 + partition
 ODD: dict[tuple[int, int], dict[str, Any]] = {
