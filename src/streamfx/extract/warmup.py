@@ -32,8 +32,8 @@ from .calculators import split_settings
 from .extractor import Extractor
 from .feature_sets import feature_set
 
-#: Seconds after which the terminal is told that the kernels are being compiled.
-NOTICE_AFTER_S = 1.0
+#: Seconds the run waits for the kernels before it says that they are being compiled.
+NOTICE_AFTER_S = 0.5
 
 
 def compiled_marker() -> Path:
@@ -90,27 +90,22 @@ def warm_up(extractor: Extractor) -> None:
 
 
 class KernelWarmup:
-    """``job`` (an extractor's ``warm_up``) on a background thread; says so on the terminal
-    when it takes a while (it compiles)."""
+    """``job`` (an extractor's ``warm_up``) on a background thread, while the run prepares."""
 
-    def __init__(self, job: Callable[[], None], notify: Callable[[str], None]) -> None:
+    def __init__(self, job: Callable[[], None]) -> None:
         self._job = job
-        self._notice = threading.Timer(
-            NOTICE_AFTER_S,
-            notify,
-            ["compiling streamfx's kernels for this machine (once: later runs load them)"],
-        )
         self._thread = threading.Thread(target=self._run, name="streamfx-warmup", daemon=True)
-        self._notice.start()
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            with contextlib.suppress(Exception):  # the workers compile what is missing
-                self._job()
-        finally:
-            self._notice.cancel()
+        with contextlib.suppress(Exception):  # the workers compile what is missing
+            self._job()
 
-    def wait(self) -> None:
-        """Until the kernels are compiled (call before starting the workers)."""
-        self._thread.join()
+    def wait(self, notify: Callable[[str], None]) -> None:
+        """Until the kernels are compiled (call before starting the workers). When the run has
+        to wait for them, it says why in one line; a run that stops before (bad input) or
+        finds them compiled says nothing."""
+        self._thread.join(NOTICE_AFTER_S)
+        if self._thread.is_alive():
+            notify("compiling streamfx's kernels for this machine (once: later runs load them)")
+            self._thread.join()

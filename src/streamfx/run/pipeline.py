@@ -279,7 +279,7 @@ def prepare(
     now = dt.datetime.now(dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     extractor = extractors().get(config.stages.extract.extractor)  # unknown: checked below
-    warmup = KernelWarmup(extractor.warm_up, notify) if isinstance(extractor, Warmable) else None
+    warmup = KernelWarmup(extractor.warm_up) if isinstance(extractor, Warmable) else None
     dsn, conn, source = open_source(config.source, notify)
     sinks: list[Sink] = []
     lock: RunLock | None = None
@@ -358,7 +358,7 @@ def execute(
     summary = prepared.summary
     if prepared.warmup is not None:  # the workers load the kernels it compiled
         with summary.timed("compile kernels"):
-            prepared.warmup.wait()
+            prepared.warmup.wait(notify)
     writer = SinkWriter(
         prepared.sinks, summary, config.executor.batch_eras, lambda era: on_era(era, "done")
     )
