@@ -70,6 +70,18 @@ def streamfx(
 ERA_KEY_SQL = "coalesce(partition || '/', '') || era_id AS era_id"
 
 
+def validate_offline(path: Path) -> subprocess.CompletedProcess:
+    """``streamfx validate --offline PATH`` in this process (typer's runner: the same command,
+    its output and exit status, without a Python start per file), as ``streamfx`` returns it."""
+    from typer.testing import CliRunner
+
+    from streamfx.cli import app
+
+    args = ["validate", "--offline", str(path)]
+    result = CliRunner().invoke(app, args)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def db_features(conn, table: str) -> pl.DataFrame:
     """A features table's (era key, sensor, feature, value) rows, in key order."""
     with conn.cursor() as cur:

@@ -16,7 +16,7 @@ from streamfx.errors import StreamfxError
 from streamfx.run.config import WORKERS_PER_CORE, cores
 from streamfx.source.datasets.demo import DemoTables, seed_demo
 
-from .helpers import streamfx, write_pipeline
+from .helpers import streamfx, validate_offline, write_pipeline
 from .test_cli_errors import assert_one_line_error
 
 #: What follows ``name: t`` and a valid source in each file-level case (raw YAML, so that
@@ -53,7 +53,7 @@ def test_yaml_errors(tmp_path: Path, case: str) -> None:
     text, needles = YAML_ERRORS[case]
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
-    assert_one_line_error(streamfx("validate", "--offline", str(path)), str(path), *needles)
+    assert_one_line_error(validate_offline(path), str(path), *needles)
 
 
 def _too_many_workers() -> int:
@@ -142,7 +142,7 @@ CONFIG_ERRORS = {
 def test_config_errors(tmp_path: Path, case: str) -> None:
     overrides, needles = CONFIG_ERRORS[case]
     path = write_pipeline(tmp_path / "pipeline.yaml", **overrides)
-    assert_one_line_error(streamfx("validate", "--offline", str(path)), str(path), *needles)
+    assert_one_line_error(validate_offline(path), str(path), *needles)
 
 
 def test_calculator_parameters_that_fit_pass(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_calculator_parameters_that_fit_pass(tmp_path: Path) -> None:
     }
     rules = {"*": {"calculators": calculators}}
     path = write_pipeline(tmp_path / "pipeline.yaml", stages__classify__sensors=rules)
-    result = streamfx("validate", "--offline", str(path))
+    result = validate_offline(path)
     assert result.returncode == 0, result.stderr
 
 
@@ -171,7 +171,7 @@ def test_plugin_calling_sys_exit_is_a_plugin_error(tmp_path: Path) -> None:
 def test_shipped_pipelines_stay_valid() -> None:
     root = Path(__file__).resolve().parents[1]
     for path in [root / "pipeline.yaml", *sorted((root / "pipelines").glob("*.yaml"))]:
-        result = streamfx("validate", "--offline", str(path), cwd=root)
+        result = validate_offline(path)
         assert result.returncode == 0, (path, result.stderr)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from streamfx.source.datasets.demo import DemoTables, seed_demo
 
-from .helpers import streamfx, write_pipeline
+from .helpers import streamfx, validate_offline, write_pipeline
 
 SECRET = "hunter2-s3cret"
 
@@ -108,7 +108,7 @@ CONFIG_ERRORS = {
 def test_config_errors(tmp_path: Path, case: str) -> None:
     overrides, needles = CONFIG_ERRORS[case]
     path = write_pipeline(tmp_path / "pipeline.yaml", **overrides)
-    result = streamfx("validate", "--offline", str(path))
+    result = validate_offline(path)
     assert_one_line_error(result, str(path), *needles)
 
 
