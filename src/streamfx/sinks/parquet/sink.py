@@ -99,6 +99,11 @@ class Part:
     def order(self) -> tuple[int, str]:
         return (self.info.mtime_ns or 0, self.info.base_name)
 
+    @property
+    def keys(self) -> list[str]:
+        """Its eras' keys (partition/era_id), in the order of ``eras``."""
+        return [era_key(era[0], era[1]) for era in self.eras]
+
 
 class PartWriter:
     """Writes a batch of finished eras as one part file, from the run's process or a worker.
@@ -263,10 +268,10 @@ class ParquetSink:
     def done_eras(self) -> set[str]:
         """Eras in parts written by a pipeline with the same feature fingerprint."""
         return {
-            era_key(era[0], era[1])
+            key
             for part in self._parts()
             if part.fingerprint == self.fingerprint
-            for era in part.eras
+            for key in part.keys
         }
 
     def _current(self) -> tuple[pl.DataFrame, dict[str, Part]]:
@@ -283,11 +288,11 @@ class ParquetSink:
         current.sort(key=lambda part: part.order)
         rows: dict[str, list[Any]] = {}
         for part in current:  # oldest first: a later part of an era wins
-            for era in part.eras:
-                newest[era_key(era[0], era[1])] = part
-                rows[era_key(era[0], era[1])] = era
+            for key, era in zip(part.keys, part.eras, strict=True):
+                newest[key] = part
+                rows[key] = era
         for part in current:
-            if all(newest[era_key(era[0], era[1])] is not part for era in part.eras):
+            if all(newest[key] is not part for key in part.keys):
                 self.fs.delete_file(part.info.path)  # every era in it was written again since
         eras = (
             pl.DataFrame(
