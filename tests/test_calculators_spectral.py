@@ -62,3 +62,31 @@ def test_spectral_parity_hypothesis(series: list[list[float]]) -> None:
 @given(st.lists(st.lists(small_int, min_size=1, max_size=60), min_size=1, max_size=5))
 def test_spectral_parity_hypothesis_ties(series: list[list[float]]) -> None:
     assert_parity(LIGHT, [np.array(s) for s in series])
+
+
+def test_number_cwt_peaks_long_series() -> None:
+    """Noise windows of many columns (ceil(length / 20)): random walks, noise, statuses."""
+    rng = np.random.default_rng(13)
+    cases = [rng.normal(size=n).cumsum() for n in (1000, 2500)]
+    cases += [rng.normal(size=1200), rng.integers(0, 3, size=1500).astype(float)]
+    assert_parity(efficient("number_cwt_peaks"), cases)
+
+
+def test_noise_floors_are_scipys_percentile() -> None:
+    """The sliding order statistic equals scoreatpercentile on each clipped window, NaN and
+    ties included."""
+    from scipy.stats import scoreatpercentile
+
+    from streamfx.extract.calculators.spectral import _noise_floors
+
+    rng = np.random.default_rng(17)
+    rows = np.round(rng.normal(size=(3, 257)), 1)
+    rows[1, [5, 40, 41, 200]] = np.nan
+    size = -(-rows.shape[1] // 20)
+    half, odd = size // 2, size % 2
+    got = _noise_floors(rows)
+    for s, row in enumerate(rows):
+        for c in range(row.size):
+            window = row[max(c - half, 0) : min(c + half + odd, row.size)]
+            want = scoreatpercentile(np.sort(window), 10)
+            assert (np.isnan(want) and np.isnan(got[s, c])) or got[s, c] == want, (s, c)

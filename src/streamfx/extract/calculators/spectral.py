@@ -392,54 +392,86 @@ def _row_maxima(row: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - 
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _noise(
-    row: np.ndarray, col: int, half: int, odd: int, smallest: np.ndarray
-) -> float:  # pragma: no cover - compiled
-    """scipy.stats.scoreatpercentile(row[window around col], 10), from the few smallest values.
+def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """find_peaks_cwt's noise: scipy.stats.scoreatpercentile(row[c - half : c + half + odd],
+    10) for every row and column c, in a window of ceil(length / 20) columns clipped to the
+    row (NaN sorts last, as in NumPy's sort).
 
-    ``smallest`` is scratch space of at least two more than a tenth of the window.
-    """
-    start = max(col - half, 0)
-    end = min(col + half + odd, row.size)
-    idx = 0.1 * (end - start - 1)
-    i = int(idx)
-    need = i + 1 if i == idx else i + 2
-    count = 0  # smallest[:count]: the smallest non-NaN values so far, ascending (NaN sorts last)
-    for k in range(start, end):
-        v = row[k]
-        if v != v or (count == need and not v < smallest[count - 1]):
-            continue
-        j = count if count < need else need - 1
-        while j > 0 and v < smallest[j - 1]:
-            smallest[j] = smallest[j - 1]
-            j -= 1
-        smallest[j] = v
-        if count < need:
-            count += 1
-    a = smallest[i] if i < count else math.nan
-    if need == i + 1:
-        return a
-    b = smallest[i + 1] if i + 1 < count else math.nan
-    lower = (i + 1) - idx
-    upper = idx - i
-    return (a * lower + b * upper) / (lower + upper)
+    The window slides along the row as counts in a Fenwick tree over the row's value ranks,
+    so each column costs two updates and two order-statistic lookups, O(log length), rather
+    than a selection over the whole window."""
+    series, length = rows.shape
+    size = math.ceil(length / 20)
+    half, odd = size // 2, size % 2
+    top = 1
+    while top * 2 <= length:
+        top *= 2
+    out = np.empty((series, length))
+    tree = np.zeros(length + 1, np.int64)
+    rank = np.empty(length, np.int64)
+    for s in range(series):
+        order = np.argsort(rows[s], kind="mergesort")
+        values = rows[s][order]
+        rank[order] = np.arange(length)
+        tree[:] = 0
+        count, low, high = 0, 0, 0  # row[low:high] is counted in the tree
+        for c in range(length):
+            while high < min(c + half + odd, length):
+                r = rank[high] + 1
+                while r <= length:
+                    tree[r] += 1
+                    r += r & -r
+                count += 1
+                high += 1
+            while low < max(c - half, 0):
+                r = rank[low] + 1
+                while r <= length:
+                    tree[r] -= 1
+                    r += r & -r
+                count -= 1
+                low += 1
+            idx = 0.1 * (count - 1)
+            i = int(idx)
+            a = values[_kth(tree, top, length, i)]
+            if i == idx:
+                out[s, c] = a
+            else:
+                b = values[_kth(tree, top, length, i + 1)]
+                lower = (i + 1) - idx
+                upper = idx - i
+                out[s, c] = (a * lower + b * upper) / (lower + upper)
+    return out
+
+
+@numba.njit(cache=True)
+def _kth(tree: np.ndarray, top: int, length: int, k: int) -> int:  # pragma: no cover
+    """The rank of the k-th (0-based) counted value in a Fenwick tree of counts."""
+    position, remaining, step = 0, k + 1, top
+    while step > 0:
+        following = position + step
+        if following <= length and tree[following] < remaining:
+            position = following
+            remaining -= tree[following]
+        step //= 2
+    return position
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _count_cwt_peaks(cwt: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover - compiled
+def _count_cwt_peaks(
+    cwt: np.ndarray, noise: np.ndarray, n: int
+) -> np.ndarray:  # pragma: no cover - compiled
     """scipy's ridge lines over rows 0..n-1 of each series' transform, filtered and counted.
 
     Lines start at the relative maxima of the highest row holding any and run down the rows;
     each maximum joins the line (in list order, first on ties) whose last column is nearest,
     if within (row + 1) / 4, else starts a line; a line that goes more than one row without a
     new maximum is closed. A line counts if it has ceil(n / 4) points or more and its lowest point's
-    response over the noise there is not below 1.
+    response over the noise there is not below 1 (``noise``: ``_noise_floor`` of each
+    series' row 0, the width-1 response).
     """
     series, length = cwt.shape[0], cwt.shape[2]
     out = np.zeros(series)
     min_length = math.ceil(n / 4)
-    window = math.ceil(length / 20)
-    half, odd = window // 2, window % 2
     gap_thresh = 1  # ceil(widths[0])
     capacity = n * length + 1
     last_col = np.empty(capacity, np.int64)
@@ -450,7 +482,6 @@ def _count_cwt_peaks(cwt: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
     previous = np.empty(capacity, np.int64)
     first_at = np.full(length, -1, np.int64)  # first list position of a line ending at a column
     maxima = np.empty(length, np.int64)
-    smallest = np.empty(window // 10 + 3, np.float64)
     for s in range(series):
         m = cwt[s]
         start = -1
@@ -509,8 +540,7 @@ def _count_cwt_peaks(cwt: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover
                     kept += 1
                 elif size[line] >= min_length:
                     c = last_col[line]
-                    noise = _noise(m[0], c, half, odd, smallest)
-                    if not abs(m[last_row[line], c] / noise) < 1:
+                    if not abs(m[last_row[line], c] / noise[s, c]) < 1:
                         accepted += 1
             n_active = kept
         out[s] = accepted
@@ -536,6 +566,7 @@ def number_cwt_peaks(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     chunk = max(1, (1 << 23) // max(1, n_max * host.shape[1]))  # ~64 MiB of transform
     for lo in range(0, host.shape[0], chunk):
         cwt = _ricker_cwt(host[lo : lo + chunk], n_max)
+        noise = _noise_floors(cwt[:, 0, :])
         for n in counts:
-            counts[n][lo : lo + chunk] = _count_cwt_peaks(cwt, n)
+            counts[n][lo : lo + chunk] = _count_cwt_peaks(cwt, noise, n)
     return [(f"n_{n}", like(xp, counts[n], x)) for n in ns]
