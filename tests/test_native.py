@@ -151,3 +151,38 @@ def test_kernels_warm_up_once_per_machine(tmp_path, monkeypatch) -> None:
     assert CountingExtractor.calls == 1 and marker.exists()
     extractor.warm_up()  # the marker says done: no kernel is run, none loaded
     assert CountingExtractor.calls == 1
+
+
+def test_threads_and_chunks_give_identical_values(monkeypatch) -> None:
+    """n_jobs threads, and buckets split into row chunks, give bit-identical features: every
+    calculator works row by row."""
+    from streamfx.extract.extractors import native
+
+    rng = np.random.default_rng(4)
+    lengths = [*rng.integers(1, 400, size=12).tolist(), *([30] * 80)]
+    readings = pa.table(
+        {
+            "era_id": np.repeat([f"e{i}" for i in range(len(lengths))], lengths),
+            "sensor": ["s"] * sum(lengths),
+            "time": pa.array(
+                np.concatenate([np.arange(n) for n in lengths]).astype("datetime64[us]")
+            ).cast(pa.timestamp("us", tz="UTC")),
+            "value": np.concatenate([rng.normal(size=n).cumsum() for n in lengths]),
+        }
+    ).cast(READINGS_SCHEMA)
+    settings = {"s": feature_set("efficient")}
+    extractor = NativeExtractor()
+    one = extractor.extract(readings, settings)
+
+    def same(other: pa.Table) -> bool:  # NaN equal to NaN, bit for bit otherwise
+        keys = ["era_id", "sensor", "feature"]
+        values = [t["value"].to_numpy() for t in (one, other)]
+        return other.select(keys).equals(one.select(keys)) and np.array_equal(
+            *values, equal_nan=True
+        )
+
+    monkeypatch.setattr(native, "MIN_CHUNK_VALUES", 64)  # many chunks per bucket
+    for jobs in (2, 3):
+        assert same(extractor.extract(readings, settings, n_jobs=jobs))
+    monkeypatch.setattr(native, "CHUNK_VALUES", 500)  # one thread, chunked by size
+    assert same(extractor.extract(readings, settings))

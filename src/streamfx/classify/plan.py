@@ -56,9 +56,10 @@ class Plan:
                 if jobs
                 else "tsfresh (where it computes) inside each (n_jobs 0)"
             )
+            threads = f"{jobs} threads" if jobs else "one thread"
             lines.append(
                 f"cpu lane: {len(cpu)} worker processes, {tsfresh}; the native kernels "
-                "compute on one thread per worker"
+                f"compute on {threads} per worker"
             )
         return lines
 

@@ -192,7 +192,7 @@ def host(x: Array) -> Any:
     return get() if callable(get) else x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def search_left(edges: Any, count: int, value: float) -> int:  # pragma: no cover - compiled
     """``np.searchsorted(edges[:count], value, side="left")`` inside numba kernels: numba's own
     takes ``side`` as a string, and compiling its string support cost 2-3 s per machine."""

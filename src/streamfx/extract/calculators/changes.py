@@ -189,7 +189,7 @@ def number_peaks(x: Array, n: int) -> Array:
     return xp.sum(as_float(xp, (centre > left) & (centre > right)), axis=1)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _corridor_stats(
     x: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - compiled
@@ -417,7 +417,7 @@ def partial_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple
     ]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _lempel_ziv(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no cover - compiled
     rows, n = x.shape
     out = np.empty(rows)
@@ -565,7 +565,7 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
 # --- template-matching entropies (O(n²) per series: compiled, on the host) ---------------------
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _template_matches(
     x: np.ndarray, m: int, tolerance: np.ndarray, pairs_only: bool
 ) -> np.ndarray:  # pragma: no cover - compiled

@@ -239,7 +239,7 @@ def ar_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
 # --- Langevin model (Friedrich et al.): quantile-binned drift, polynomial fit ------------------
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pairwise_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no cover - numba
     """NumPy's pairwise summation of a[start:stop] (``np.add.reduce`` on contiguous data)."""
     n = stop - start
@@ -267,7 +267,7 @@ def _pairwise_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no 
     return _pairwise_sum(a, start, start + half) + _pairwise_sum(a, start + half, stop)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _friedrich_design(
     x: np.ndarray, edges: np.ndarray, categories: np.ndarray, m: int
 ) -> tuple:  # pragma: no cover - numba
@@ -733,7 +733,7 @@ def _select_lag_fast(
     rows, nobs = target.shape
     k = len(rhs)
     start = k - maxlag
-    if nobs < 2 * (k + 1):  # short series: the exact fits are cheap
+    if nobs <= k:  # the full design fits exactly: no residual to rank the lags by
         return np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool)
     block = max(1, _BLOCK // (nobs * (k + 1)))
     factors = []

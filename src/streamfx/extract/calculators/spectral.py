@@ -381,7 +381,7 @@ def _ricker_cwt(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _row_maxima(row: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - compiled
     count = 0
     for c in range(1, row.size - 1):
@@ -391,7 +391,7 @@ def _row_maxima(row: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover - 
     return count
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """find_peaks_cwt's noise: scipy.stats.scoreatpercentile(row[c - half : c + half + odd],
     10) for every row and column c, in a window of ceil(length / 20) columns clipped to the
@@ -443,7 +443,7 @@ def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _kth(tree: np.ndarray, top: int, length: int, k: int) -> int:  # pragma: no cover
     """The rank of the k-th (0-based) counted value in a Fenwick tree of counts."""
     position, remaining, step = 0, k + 1, top
@@ -456,7 +456,7 @@ def _kth(tree: np.ndarray, top: int, length: int, k: int) -> int:  # pragma: no 
     return position
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _count_cwt_peaks(
     cwt: np.ndarray, noise: np.ndarray, n: int
 ) -> np.ndarray:  # pragma: no cover - compiled

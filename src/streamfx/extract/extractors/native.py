@@ -9,8 +9,11 @@ The same class runs on the GPU with CuPy as the array module (see ``extractors.g
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -94,7 +97,7 @@ class NativeExtractor:
                 fallback.update(dict.fromkeys(sensors, rest))
             if native:
                 members = series.filter(pl.col("sensor").is_in(sensors))
-                parts += self._compute(members, device_values, native)
+                parts += self._compute(members, device_values, native, n_jobs)
         tables = [_long_table(parts)] if parts else []
         if fallback:
             subset = readings.filter(pc.is_in(readings["sensor"], pa.array(list(fallback))))
@@ -105,24 +108,73 @@ class NativeExtractor:
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _compute(
-        self, series: pl.DataFrame, values: Any, settings: dict[str, Any]
+        self, series: pl.DataFrame, values: Any, settings: dict[str, Any], n_jobs: int = 0
     ) -> list[tuple[pl.DataFrame, list[str], np.ndarray]]:
         """Per bucket: its series (era_id, sensor), the feature names and the values, a
-        (features, series) host matrix."""
-        xp = self.xp
+        (features, series) host matrix.
+
+        A bucket is computed in row chunks of at most ``CHUNK_VALUES`` values, so the
+        calculators' intermediates stay bounded whatever the input's size. With ``n_jobs`` > 1
+        the chunks of all buckets run on that many threads (NumPy, LAPACK and the numba kernels
+        release the GIL; threads share the input where processes would copy it and import the
+        libraries again).
+        """
+        jobs = [
+            (bucket, [partial(self._matrix, batch, settings, rows) for rows in chunks])
+            for _, bucket, batch in buckets(series, values, self.xp)
+            for chunks in [_row_chunks(batch.shape, max(n_jobs, 1))]
+        ]
+        calls = [call for _, chunks in jobs for call in chunks]
+        with (
+            ThreadPoolExecutor(n_jobs) if n_jobs > 1 else contextlib.nullcontext() as pool,
+            warnings.catch_warnings(),  # the filters are the process's: set once for all threads
+            one_blas_thread(),
+        ):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            results = iter(list(pool.map(_call, calls)) if pool else [call() for call in calls])
         out = []
-        for _, bucket, batch in buckets(series, values, xp):
-            names, columns = [], []
-            with warnings.catch_warnings(), np.errstate(all="ignore"), one_blas_thread():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                for name, column in compute(batch, settings):
-                    names.append(name)
-                    columns.append(column)
-            matrix = xp.stack(columns)  # features × series
-            if matrix.dtype != xp.float64:
-                matrix = xp.astype(matrix, xp.float64)
-            out.append((bucket.select("era_id", "sensor"), names, to_host(matrix)))
+        for bucket, chunks in jobs:
+            done = [next(results) for _ in chunks]
+            matrix = done[0][1] if len(done) == 1 else np.concatenate([m for _, m in done], 1)
+            out.append((bucket.select("era_id", "sensor"), done[0][0], matrix))
         return out
+
+    def _matrix(
+        self, batch: Any, settings: dict[str, Any], rows: slice
+    ) -> tuple[list[str], np.ndarray]:
+        """The feature names and a (features, series) host matrix of ``batch[rows]``."""
+        xp = self.xp
+        names, columns = [], []
+        with np.errstate(all="ignore"):  # NumPy's error state is per thread
+            for name, column in compute(batch[rows], settings):
+                names.append(name)
+                columns.append(column)
+        matrix = xp.stack(columns)  # features × series
+        if matrix.dtype != xp.float64:
+            matrix = xp.astype(matrix, xp.float64)
+        return names, to_host(matrix)
+
+
+#: Values (series × samples) per chunk the calculators get at once: their intermediates are a
+#: few times this (8 MiB of float64), and the per-call overhead is spread over enough series.
+CHUNK_VALUES = 1 << 20
+#: Values per chunk at least, when splitting a bucket across threads: below this the
+#: calculators' fixed cost per call (about 1,500 NumPy calls) outweighs the gain.
+MIN_CHUNK_VALUES = 1 << 14
+
+
+def _row_chunks(shape: tuple[int, int], jobs: int) -> list[slice]:
+    """Row slices of a (series, samples) bucket: at most ``CHUNK_VALUES`` values each, and
+    ``jobs`` of them where each still gets ``MIN_CHUNK_VALUES``."""
+    rows, length = shape
+    by_size = -(-rows * length // CHUNK_VALUES)
+    count = max(by_size, min(jobs, rows * length // MIN_CHUNK_VALUES, rows), 1)
+    step = -(-rows // count)
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+def _call(function: Any) -> Any:
+    return function()
 
 
 def _long_table(parts: list[tuple[pl.DataFrame, list[str], np.ndarray]]) -> pa.Table:
