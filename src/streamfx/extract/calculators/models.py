@@ -162,7 +162,7 @@ def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
 
 # --- ordinary least squares, statsmodels' way ---------------------------------------------------
 
-_BLOCK = 1 << 22  # doubles per block of stacked design matrices (32 MiB)
+_BLOCK = 1 << 20  # doubles per block of stacked design matrices (8 MiB; LAPACK copies it)
 
 
 def _pinv_solve(xp: Any, design: Array, target: Array) -> Array:
@@ -792,7 +792,6 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
         return stat, np.full(rows, np.nan), used
     xdiff = x[:, 1:] - x[:, :-1]
     x_changes, d_changes = _changes(x), _changes(xdiff)
-    columns, target = _adf_lag_columns(x, xdiff, maxlag)
     if method is None:
         used[usable] = maxlag
     else:
@@ -801,29 +800,30 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
             group = np.flatnonzero(usable & (skip != constant))
             if not len(group):
                 continue
-            rhs = [c[group] for c in columns]
+            # the lag columns are views of the group's rows: one copy of x, not one per lag
+            rows_x, rows_d = (x, xdiff) if len(group) == rows else (x[group], xdiff[group])
+            rhs, target = _adf_lag_columns(rows_x, rows_d, maxlag)
             if constant:
                 rhs = [np.ones_like(rhs[0]), *rhs]
-            chosen, doubtful = _select_lag_fast(rhs, target[group], method, maxlag)
+            chosen, doubtful = _select_lag_fast(rhs, target, method, maxlag)
             if doubtful.any():
                 again = np.flatnonzero(doubtful)
                 rhs = [c[again] for c in rhs]
-                chosen[again] = _select_lag_exact(rhs, target[group[again]], method, maxlag)
+                chosen[again] = _select_lag_exact(rhs, target[again], method, maxlag)
             used[group] = chosen
     for lag in np.unique(used[usable]).astype(int):
-        members = np.flatnonzero(usable & (used == lag))
-        columns, target = _adf_lag_columns(x[members], xdiff[members], int(lag))
-        skip = _has_constant_lags(
-            x[members], xdiff[members], x_changes[members], d_changes[members], int(lag)
-        )
+        skip = _has_constant_lags(x, xdiff, x_changes, d_changes, int(lag))
         for constant in (True, False):
-            group = np.flatnonzero(skip != constant)
+            group = np.flatnonzero(usable & (used == lag) & (skip != constant))
             if not len(group):
                 continue
-            rhs = [c[group] for c in columns]
+            whole = len(group) == rows
+            rhs, target = _adf_lag_columns(
+                x if whole else x[group], xdiff if whole else xdiff[group], int(lag)
+            )
             if constant:
                 rhs = [*rhs, np.ones_like(rhs[0])]
-            stat[members[group]] = _ols_blocks(rhs, target[group], llf=False, tvalue=0)["tvalue"]
+            stat[group] = _ols_blocks(rhs, target, llf=False, tvalue=0)["tvalue"]
     # mackinnonp(stat, regression="c", N=1); norm.cdf is scipy.special.ndtr
     with np.errstate(invalid="ignore"):
         small = stat <= _MACKINNON_STAR
