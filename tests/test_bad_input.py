@@ -131,6 +131,14 @@ CONFIG_ERRORS = {
         {"stages__classify__sensors": {"*": {"calculators": {"quantile": None}}}},
         ["calculators.quantile[0]", "needs parameter 'q'"],
     ),
+    "calculator_value_tsfresh_refuses": (
+        {
+            "stages__classify__sensors": {
+                "*": {"calculators": {"mean_n_absolute_max": [{"number_of_maxima": 0}]}}
+            }
+        },
+        ["calculators.mean_n_absolute_max[0]", "tsfresh refuses", "not greater than 1"],
+    ),
     "unknown_combiner_key": (
         {"stages__classify__sensors": {"*": {"calculators": {"fft_coefficient": [{"c": 1}]}}}},
         ["calculators.fft_coefficient[0]", "no parameter 'c'", "attr, coeff"],

@@ -70,16 +70,41 @@ def test_changes_parity_hypothesis(series: list[list[float]]) -> None:
     assert_parity(efficient(*NAMES), [np.array(s) for s in series])
 
 
-def test_change_quantiles_std_as_tsfresh() -> None:
-    """``f_agg`` takes any of the NumPy aggregates tsfresh documents for it: ``std`` too."""
+def test_aggregates_beyond_the_grids_as_tsfresh() -> None:
+    """``f_agg`` values tsfresh documents but its grids do not use, computed natively:
+    change_quantiles' std, agg_autocorrelation's std, sum, max and min, agg_linear_trend's
+    sum and std."""
     settings = {
         "change_quantiles": [
             {"ql": ql, "qh": qh, "isabs": isabs, "f_agg": "std"}
             for ql, qh in ((0.0, 0.6), (0.2, 0.8), (0.4, 1.0), (0.6, 0.2))
             for isabs in (False, True)
-        ]
+        ],
+        "agg_autocorrelation": [
+            {"f_agg": f_agg, "maxlag": maxlag}
+            for f_agg in ("std", "sum", "max", "min")
+            for maxlag in (3, 40)
+        ],
+        "agg_linear_trend": [
+            {"attr": attr, "chunk_len": 5, "f_agg": f_agg}
+            for attr in ("slope", "stderr")
+            for f_agg in ("sum", "std")
+        ],
     }
-    assert assert_parity(settings, standard_cases()) > 100
+    assert assert_parity(settings, standard_cases()) > 300
+
+
+def test_other_aggregates_go_to_tsfresh() -> None:
+    """A NumPy function the kernel lacks (change_quantiles' median) leaves the calculator to
+    tsfresh, all its parameter sets, so its columns keep tsfresh's order."""
+    from streamfx.extract.calculators import split_settings
+
+    mixed = [
+        {"ql": 0.2, "qh": 0.8, "isabs": False, "f_agg": "median"},
+        {"ql": 0.2, "qh": 0.8, "isabs": False, "f_agg": "mean"},
+    ]
+    native, _, rest = split_settings({"change_quantiles": mixed, "mean": None})
+    assert native == {"mean": None} and rest == {"change_quantiles": mixed}
 
 
 def test_entropies_as_tsfresh() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -211,6 +212,43 @@ def test_pandas_output_equals_tsfresh(long_df, fc):
     assert list(got.columns) == list(expected.columns)
     assert got.columns[0].startswith("b__")
     pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
+
+
+def test_values_beyond_tsfreshs_grids(long_df):
+    """Any parameter value tsfresh accepts gives tsfresh's values (natively or through
+    tsfresh); one it refuses raises as tsfresh would, naming it."""
+    fc = {
+        "change_quantiles": [
+            {"ql": 0.1, "qh": 0.9, "isabs": True, "f_agg": "median"},
+            {"ql": 0.1, "qh": 0.9, "isabs": False, "f_agg": "std"},
+        ],
+        "agg_autocorrelation": [{"f_agg": "max", "maxlag": 4}],
+        "mean_n_absolute_max": [{"number_of_maxima": 2}],
+    }
+    expected = _tsfresh(long_df, default_fc_parameters=fc, **LONG)
+    got = extract_features(long_df, **LONG, default_fc_parameters=fc)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
+    refused = {
+        "mean_n_absolute_max": ([{"number_of_maxima": 0}], "not greater than 1"),
+        "quantile": ([{"q": 1.5}], "Quantiles must be in the range [0, 1]"),
+        "agg_linear_trend": (
+            [{"attr": "slope", "chunk_len": 5, "f_agg": "median"}],
+            "has no attribute 'median'",
+        ),
+    }
+    for name, (params, message) in refused.items():
+        with pytest.raises(Exception, match=re.escape(message)):
+            tsfresh.extract_features(
+                long_df,
+                default_fc_parameters={name: params},
+                n_jobs=0,
+                disable_progressbar=True,
+                **LONG,
+            )
+        with pytest.raises(
+            StreamfxError, match=rf"{name}\[0\]: tsfresh refuses .*{re.escape(message)}"
+        ):
+            extract_features(long_df, **LONG, default_fc_parameters={name: params})
 
 
 def test_default_is_tsfreshs_default(long_df):

@@ -254,6 +254,52 @@ def _check_parameters(
             )
 
 
+#: (calculator, parameter set) pairs known to be accepted by tsfresh: its own grids, and
+#: what ``_check_values`` has seen it accept in this process.
+_ACCEPTED: set[tuple[str, str]] = set()
+
+
+def _accepted_key(name: str, param: Mapping[str, Any]) -> tuple[str, str]:
+    return name, repr(sorted(param.items(), key=lambda item: item[0]))
+
+
+def _check_values(name: str, params: Any, where: str) -> None:
+    """Each parameter set's values are ones tsfresh accepts: tsfresh's own calculator runs on
+    a probe series (a random walk of 100 values) and what it raises is the error, as
+    ``tsfresh.extract_features`` would raise it for every series. tsfresh's own grids are
+    known good; calculators tsfresh skips (SKIPPED_BY_TSFRESH) are not probed."""
+    import warnings
+
+    from tsfresh.feature_extraction import feature_calculators as tsfresh
+
+    from .calculators import SKIPPED_BY_TSFRESH
+
+    if not params or name in SKIPPED_BY_TSFRESH:
+        return
+    if not _ACCEPTED:
+        for known, grid in feature_set("comprehensive").items():
+            _ACCEPTED.update(_accepted_key(known, p) for p in grid or [])
+    function = getattr(tsfresh, name)
+    probe = np.random.default_rng(0).normal(size=100).cumsum()
+    for i, param in enumerate(params):
+        key = _accepted_key(name, param)
+        if key in _ACCEPTED:
+            continue
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                if getattr(function, "fctype", "simple") == "combiner":
+                    list(function(probe, param=[param]))
+                else:
+                    function(probe, **param)
+        except Exception as exc:  # whatever tsfresh raises is the user's error
+            raise StreamfxError(
+                f"{where}.{name}[{i}]: tsfresh refuses {dict(param)}: "
+                f"{type(exc).__name__}: {str(exc).strip() or 'invalid value'}"
+            ) from exc
+        _ACCEPTED.add(key)
+
+
 def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
     """Every calculator name is tsfresh's, a native kernel's or a plugin's, and every
     parameter set fits the calculator's parameters."""
@@ -267,5 +313,6 @@ def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
             _check_parameters(name, params, plugin[name].params, plugin[name], where)
         elif isinstance(name, str) and name in TSFRESH_CALCULATORS:
             _check_parameters(name, params, None, None, where)  # null: called without any
+            _check_values(name, params, where)
         elif name not in CALCULATORS:
             raise StreamfxError(f"{where}: unknown feature calculator {name!r}")

@@ -33,21 +33,44 @@ class Calculator:
     name: str
     fctype: Literal["simple", "combiner"]
     function: Callable[..., Any]
+    #: Which parameter sets the kernel computes (None: all that tsfresh accepts).
+    accepts: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def computes(self, params: list[dict[str, Any]] | None) -> bool:
+        """Whether the kernel computes every one of ``params``; if not, tsfresh computes the
+        calculator (all its parameter sets, so the columns keep tsfresh's order)."""
+        return self.accepts is None or not params or all(self.accepts(p) for p in params)
 
 
 CALCULATORS: dict[str, Calculator] = {}
+Accepts = Callable[[Mapping[str, Any]], bool]
 
 
-def simple(function: Callable[..., Array]) -> Callable[..., Array]:
-    """Register a calculator that returns one value per series."""
-    CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function)
-    return function
+def simple(function: Callable[..., Array] | None = None, *, accepts: Accepts | None = None) -> Any:
+    """Register a calculator that returns one value per series (``accepts``: see Calculator)."""
+
+    def register(function: Callable[..., Array]) -> Callable[..., Array]:
+        CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function, accepts)
+        return function
+
+    return register(function) if function is not None else register
 
 
-def combiner(function: Callable[..., list[tuple[str, Array]]]) -> Callable[..., Any]:
-    """Register a calculator that returns (name suffix, values) pairs for a parameter list."""
-    CALCULATORS[function.__name__] = Calculator(function.__name__, "combiner", function)
-    return function
+def combiner(
+    function: Callable[..., list[tuple[str, Array]]] | None = None,
+    *,
+    accepts: Accepts | None = None,
+) -> Any:
+    """Register a calculator that returns (name suffix, values) pairs for a parameter list
+    (``accepts``: see Calculator)."""
+
+    def register(function: Callable[..., list[tuple[str, Array]]]) -> Callable[..., Any]:
+        CALCULATORS[function.__name__] = Calculator(
+            function.__name__, "combiner", function, accepts
+        )
+        return function
+
+    return register(function) if function is not None else register
 
 
 _SUFFIXES: dict[int, tuple[Mapping[str, Any], dict[str, Any], str]] = {}
@@ -134,15 +157,16 @@ def split_settings(
     fc_parameters: Mapping[Any, list[dict[str, Any]] | None], plugin: Collection[str] = ()
 ) -> tuple[Settings, Settings, Settings]:
     """The one splitter of a sensor's settings: (native kernels, ``plugin`` calculators, left
-    to tsfresh), each in the settings' order. Calculators tsfresh skips (SKIPPED_BY_TSFRESH)
-    are in none of them."""
+    to tsfresh), each in the settings' order. A calculator with a parameter set its kernel
+    does not compute (``Calculator.computes``) is left to tsfresh. Calculators tsfresh skips
+    (SKIPPED_BY_TSFRESH) are in none of them."""
     native: Settings = {}
     plugins: Settings = {}
     rest: Settings = {}
     for name, params in fc_parameters.items():
         if isinstance(name, str) and name in plugin:
             plugins[name] = params
-        elif name in CALCULATORS:
+        elif name in CALCULATORS and CALCULATORS[name].computes(params):
             native[name] = params
         elif name not in SKIPPED_BY_TSFRESH:
             rest[name] = params

@@ -237,18 +237,15 @@ def _corridor_stats(
     return out
 
 
-@combiner
+@combiner(accepts=lambda p: p["f_agg"] in ("mean", "var", "std"))
 def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
-    """Mean, variance or standard deviation (``f_agg``: NumPy's ``mean``, ``var``, ``std``) of
-    the (absolute) changes between consecutive values that both lie in the corridor
+    """Mean, variance or standard deviation (``f_agg``: NumPy's ``mean``, ``var``, ``std``;
+    tsfresh computes the calculator for any other NumPy function) of the (absolute) changes between consecutive values that both lie in the corridor
     [quantile ql, quantile qh] (pandas.qcut's bin 0, both ends included, also when the two
     quantiles coincide); 0 when ql >= qh or no change lies in the corridor.
 
     All corridors at once: (corridor, series, change) arrays, each row summed as before."""
     xp = namespace(x)
-    for p in param:
-        if p["f_agg"] not in ("mean", "var", "std"):
-            raise ValueError(f"change_quantiles: unsupported f_agg {p['f_agg']!r}")
     corridors = list(dict.fromkeys((p["ql"], p["qh"]) for p in param if p["ql"] < p["qh"]))
     index = {corridor: i for i, corridor in enumerate(corridors)}
     aggregates: dict[tuple[bool, str], Array] = {}
@@ -350,9 +347,21 @@ def _fft_autocovariances(xp: Any, x: Array, max_lag: int) -> Array:
     return products / xp.asarray([n - k for k in range(max_lag + 1)], dtype=xp.float64)
 
 
-@combiner
+_ACF_AGGREGATES: dict[str, Any] = {
+    "mean": lambda xp, a: xp.mean(a, axis=1),
+    "median": None,  # sorted rows, below
+    "var": lambda xp, a: xp.var(a, axis=1),
+    "std": lambda xp, a: xp.std(a, axis=1),
+    "sum": lambda xp, a: xp.sum(a, axis=1),
+    "max": lambda xp, a: xp.max(a, axis=1),
+    "min": lambda xp, a: xp.min(a, axis=1),
+}
+
+
+@combiner(accepts=lambda p: p["f_agg"] in _ACF_AGGREGATES)
 def agg_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
-    """Mean, median or variance of statsmodels' adjusted ACF over lags 1..maxlag (at most n-1);
+    """NumPy's ``f_agg`` (mean, median, var, std, sum, max or min; tsfresh computes any other)
+    of statsmodels' adjusted ACF over lags 1..maxlag (at most n-1);
     all zeros for a single value or when var < 1e-10 (tsfresh's rule). The lags come from one
     FFT (statsmodels sums directly below n = 1250 and uses an FFT above)."""
     xp = namespace(x)
@@ -373,16 +382,12 @@ def agg_autocorrelation(x: Array, param: list[dict[str, Any]]) -> list[tuple[str
         count = part.shape[1]
         if count == 0:
             values = full(xp, x, math.nan)
-        elif f_agg == "mean":
-            values = xp.mean(part, axis=1)
-        elif f_agg == "var":
-            values = xp.var(part, axis=1)
         elif f_agg == "median":
             ordered = xp.sort(part, axis=1, stable=False)
             mid = count // 2
             values = ordered[:, mid] if count % 2 else (ordered[:, mid - 1] + ordered[:, mid]) / 2
         else:
-            raise ValueError(f"agg_autocorrelation: unsupported f_agg {f_agg!r}")
+            values = _ACF_AGGREGATES[f_agg](xp, part)
         result.append((param_suffix(p), values))
     return result
 

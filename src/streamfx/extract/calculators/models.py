@@ -110,29 +110,18 @@ def _aggregate_on_chunks(xp: Any, x: Array, f_agg: str, chunk_len: int) -> Array
     parts = []
     if full:
         chunks = xp.reshape(x[:, : full * chunk_len], (rows, full, chunk_len))
-        parts.append(_reduce(xp, chunks, f_agg, axis=2))
+        parts.append(getattr(xp, f_agg)(chunks, axis=2))
     if full * chunk_len < n:
-        parts.append(_reduce(xp, x[:, full * chunk_len :], f_agg, axis=1)[:, None])
+        parts.append(getattr(xp, f_agg)(x[:, full * chunk_len :], axis=1)[:, None])
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
 
 
-def _reduce(xp: Any, a: Array, f_agg: str, axis: int) -> Array:
-    if f_agg == "max":
-        return xp.max(a, axis=axis)
-    if f_agg == "min":
-        return xp.min(a, axis=axis)
-    if f_agg == "mean":
-        return xp.mean(a, axis=axis)
-    if f_agg == "var":
-        return xp.var(a, axis=axis)
-    if f_agg == "std":
-        return xp.std(a, axis=axis)
-    if f_agg == "sum":
-        return xp.sum(a, axis=axis)
-    raise ValueError(f"agg_linear_trend: unsupported f_agg {f_agg!r}")
+#: ``f_agg`` values of agg_linear_trend computed natively: the NumPy array methods tsfresh
+#: calls (``chunk.max()``, ...); tsfresh computes the calculator for any other.
+_CHUNK_AGGREGATES = ("max", "min", "mean", "var", "std", "sum")
 
 
-@combiner
+@combiner(accepts=lambda p: p["f_agg"] in _CHUNK_AGGREGATES)
 def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """``linear_trend`` of the chunk aggregates (``_aggregate_on_chunks``); NaN where
     ``chunk_len`` is not shorter than the series. Each (f_agg, chunk_len) is fitted once."""
