@@ -572,33 +572,79 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
 
 @numba.njit(cache=True, nogil=True)
 def _template_matches(
-    x: np.ndarray, m: int, tolerance: np.ndarray, pairs_only: bool
-) -> np.ndarray:  # pragma: no cover - compiled
-    """For each row and each template ``x[i:i + m]``: how many templates ``j`` lie within
-    ``tolerance[row]`` of it in Chebyshev distance (max |x[i + k] - x[j + k]|), itself
-    included; or, with ``pairs_only``, the row's number of ordered pairs i != j within it."""
+    x: np.ndarray, m: int, tolerances: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Matches of the length-m and length-(m + 1) templates of each row, for each tolerance
+    ``tolerances[row, t]``: a template matches another within the tolerance in Chebyshev
+    distance (max |x[i + k] - x[j + k]| <= tolerance), itself included.
+
+    Returns (pairs, logs), each (t, 2, rows): the number of ordered matching pairs (i, j),
+    i != j, and sum_i log(matches_i / templates), for length m (index 0, n - m + 1 templates)
+    and m + 1 (index 1, n - m templates).
+
+    The templates are visited in the order of their first values: for one template the
+    others then match on the first value in one run (the distance to it only grows along the
+    order), which ends the scan at the widest tolerance. Each pair's distance is computed once
+    for every tolerance and both lengths, and counted once, at the tightest tolerance it is
+    within (the counts are summed over the tolerances at the end).
+    """
     rows, n = x.shape
+    count = tolerances.shape[1]
     templates = max(n - m + 1, 0)
-    out = np.zeros((rows, 1 if pairs_only else templates), dtype=np.int64)
+    pairs = np.zeros((count, 2, rows), dtype=np.int64)
+    logs = np.zeros((count, 2, rows))
+    # matches[length, a, t]: template a (in the order of first values) counted from the
+    # tightest tolerance a pair is within (it is then within every wider one), summed later
+    matches = np.empty((2, templates, count + 1), dtype=np.int64)
+    sorted_values = np.empty((m + 1, templates))  # the templates' values, in that order
     for r in range(rows):
         row = x[r]
-        tol = tolerance[r]
-        counts = np.ones(templates, dtype=np.int64)  # every template matches itself
-        for i in range(templates):
-            for j in range(i + 1, templates):
-                close = True
-                for k in range(m):
-                    if abs(row[i + k] - row[j + k]) > tol:
-                        close = False
-                        break
-                if close:
-                    counts[i] += 1
-                    counts[j] += 1
-        if pairs_only:
-            out[r, 0] = counts.sum() - templates
-        else:
-            out[r, :] = counts
-    return out
+        ranks = np.argsort(tolerances[r], kind="mergesort")
+        tol = tolerances[r][ranks]
+        widest = tol[count - 1]
+        matches[:] = 0
+        matches[:, :, 0] = 1  # every template matches itself
+        order = np.argsort(row[:templates], kind="mergesort")
+        for k in range(m + 1):
+            for a in range(templates):
+                i = order[a] + k
+                sorted_values[k, a] = row[i] if i < n else np.nan  # NaN: no longer template
+        first = sorted_values[0]
+        for a in range(templates):
+            for b in range(a + 1, templates):
+                distance = first[b] - first[a]  # >= 0, and |x_i - x_j| as rounded
+                if distance > widest:
+                    break
+                for k in range(1, m):
+                    distance = max(distance, abs(sorted_values[k, b] - sorted_values[k, a]))
+                if distance > widest:
+                    continue
+                t = 0
+                while distance > tol[t]:
+                    t += 1
+                matches[0, a, t] += 1
+                matches[0, b, t] += 1
+                further = abs(sorted_values[m, b] - sorted_values[m, a])
+                if further == further:  # both have a length m + 1 template
+                    further = max(distance, further)
+                    while t < count and further > tol[t]:
+                        t += 1
+                    matches[1, a, t] += 1  # t == count: within none
+                    matches[1, b, t] += 1
+        position = np.empty(templates, dtype=np.int64)
+        position[order] = np.arange(templates)
+        for length in range(2):
+            size = max(templates - length, 0)
+            for i in range(size):  # in the templates' own order, as tsfresh sums
+                a = position[i]
+                within = 0
+                for t in range(count):
+                    within += matches[length, a, t]
+                    pairs[ranks[t], length, r] += within
+                    logs[ranks[t], length, r] += math.log(within / size)
+            for t in range(count):
+                pairs[t, length, r] -= size
+    return pairs, logs
 
 
 @simple
@@ -609,29 +655,32 @@ def sample_entropy(x: Array) -> Array:
     xp = namespace(x)
     on_host = np.ascontiguousarray(host(x), dtype=np.float64)
     tolerance = 0.2 * np.std(on_host, axis=1)
-    b = _template_matches(on_host, 2, tolerance, True)[:, 0]
-    a = _template_matches(on_host, 3, tolerance, True)[:, 0]
+    pairs, _ = _template_matches(on_host, 2, tolerance[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return like(xp, -np.log(a / b), x)
+        return like(xp, -np.log(pairs[0, 1] / pairs[0, 0]), x)
 
 
-@simple
-def approximate_entropy(x: Array, m: int, r: float) -> Array:
+@combiner
+def approximate_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """Approximate entropy |phi(m) - phi(m + 1)| with tolerance r · std, phi(k) the mean log
     share of length-k templates within the tolerance of each one (itself included), as
     tsfresh computes it; 0 for series of at most m + 1 values. A negative r is refused, as
-    tsfresh refuses it."""
+    tsfresh refuses it. Every r of one m comes from one pass over the template pairs."""
     xp = namespace(x)
     on_host = np.ascontiguousarray(host(x), dtype=np.float64)
     n = on_host.shape[1]
-    tolerance = r * np.std(on_host, axis=1)
-    if (tolerance < 0).any():
-        raise ValueError("Parameter r must be positive.")
-    if n <= m + 1:
-        return full(xp, x, 0.0)
-
-    def phi(k: int) -> np.ndarray:
-        share = _template_matches(on_host, k, tolerance, False) / (n - k + 1)
-        return np.sum(np.log(share), axis=1) / (n - k + 1.0)
-
-    return like(xp, np.abs(phi(m) - phi(m + 1)), x)
+    std = np.std(on_host, axis=1)
+    values: dict[tuple[int, float], np.ndarray] = {}
+    for m in dict.fromkeys(int(p["m"]) for p in param):
+        rs = list(dict.fromkeys(float(p["r"]) for p in param if int(p["m"]) == m))
+        tolerances = np.stack([r * std for r in rs], axis=1)
+        if (tolerances < 0).any():
+            raise ValueError("Parameter r must be positive.")
+        if n <= m + 1:
+            values.update({(m, r): np.zeros(len(on_host)) for r in rs})
+            continue
+        _, logs = _template_matches(on_host, m, tolerances)
+        for t, r in enumerate(rs):
+            phi = logs[t, 0] / (n - m + 1.0) - logs[t, 1] / (n - m)
+            values[m, r] = np.abs(phi)
+    return [(param_suffix(p), like(xp, values[int(p["m"]), float(p["r"])], x)) for p in param]
