@@ -107,6 +107,20 @@ def test_faulty_eras_fail_alone_and_a_rerun_completes(tmp_path: Path, pg_dsn: st
     assert {e for e, d in detail.items() if d["status"] == "failed"} == FAILING
     assert detail["2/5"]["attempts"] == 2 and detail["1/3"]["status"] == "done"
     assert sum(w["restarts"] for w in report["workers"]) >= 3  # era 5 crashing, era 8 hanging
+    # every try, with why it was tried again: the timeline of `streamfx report`
+    tries = {era: d["tries"] for era, d in detail.items()}
+    assert all(t["start_s"] <= t["end_s"] <= report["seconds"] for ts in tries.values() for t in ts)
+    assert all(
+        tries[e][-1]["outcome"] == "done" for e, d in detail.items() if d["status"] == "done"
+    )
+    assert [t["outcome"] for t in tries["1/2"][-2:]] == ["retried", "failed"]
+    assert "injected fault on era 1/2" in tries["1/2"][-1]["error"]
+    assert tries["2/5"][-1]["outcome"] == "failed" and "died" in tries["2/5"][-1]["error"]
+    assert "timed out after 8 s" in tries["2/8"][-1]["error"]
+    died = [t for t in tries["1/3"] if t["outcome"] == "retried"]  # crashed under it once
+    assert died and "died" in died[0]["error"]
+    raised = [t["error"] for t in tries["2/10"] if t["outcome"] == "retried"]
+    assert raised and all("injected fault on era 2/10" in e for e in raised)
 
     # the faults are gone: a rerun computes only the failed eras, and the output is complete
     rerun = streamfx("run", str(path), "-q", dsn=pg_dsn, env={"STREAMFX_FAULTS": ""})

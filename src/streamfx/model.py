@@ -143,6 +143,22 @@ class WorkerSpec:
 
 
 @dataclass
+class Try:
+    """One try of an era, for the report's timeline: its worker, when it ran (seconds since
+    the run began, on the run's clock, so tries on different nodes line up) and how it ended:
+    ``done``, ``skipped`` (no readings), ``failed`` (the era's last try) or ``retried``
+    (``error`` says why it is tried again). Eras sharing a pass take its span one after the
+    other, each for its share of the pass's time (the era's ``seconds``)."""
+
+    attempt: int
+    worker: str
+    start_s: float
+    end_s: float | None = None  # None while it runs
+    outcome: str = "running"
+    error: str | None = None
+
+
+@dataclass
 class EraRecord:
     """One era's fate in a run, for the summary and the run report."""
 
@@ -159,6 +175,24 @@ class EraRecord:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     attempts: int = 0
+    tries: list[Try] = field(default_factory=list)
+
+    def end_try(self, end_s: float, outcome: str, error: str | None = None) -> None:
+        """The try in flight (if one is) ended at ``end_s``."""
+        if self.tries and self.tries[-1].end_s is None:
+            last = self.tries[-1]
+            last.end_s, last.outcome, last.error = max(end_s, last.start_s), outcome, error
+
+
+@dataclass(frozen=True)
+class Span:
+    """A step of the run, or one call of a sink's writer (``alongside`` the workers), on the
+    run's clock: seconds since the run began."""
+
+    name: str
+    start_s: float
+    end_s: float
+    alongside: bool = False
 
 
 @dataclass
@@ -180,6 +214,8 @@ class RunSummary:
     writes: dict[str, float] = field(default_factory=dict)  # the sinks' writer, alongside, s
     worker_nodes: dict[str, str | None] = field(default_factory=dict)
     ended: str = "completed"  # completed | interrupted | aborted: <why>
+    clock: float = field(default_factory=time.perf_counter)  # perf_counter when the run began
+    spans: list[Span] = field(default_factory=list)  # the steps and sink calls, in order
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextlib.contextmanager
@@ -187,13 +223,24 @@ class RunSummary:
         """Add the time the block takes to ``timings[key]``: the run's steps one after the
         other, together at most the run's time; ``alongside``: to ``writes[key]``, the sinks'
         writer's threads, which run while the workers extract (one per sink)."""
-        table = self.writes if alongside else self.timings
         begin = time.perf_counter()
         try:
             yield
         finally:
-            with self._lock:
-                table[key] = table.get(key, 0.0) + time.perf_counter() - begin
+            self.add_time(key, begin, alongside=alongside)
+
+    def add_time(self, key: str, begin: float, *, alongside: bool = False) -> None:
+        """What :meth:`timed` does for a step that began at ``begin`` (perf_counter) and ends
+        now: its time added up, its span kept for the timeline."""
+        end = time.perf_counter()
+        table = self.writes if alongside else self.timings
+        with self._lock:
+            table[key] = table.get(key, 0.0) + end - begin
+            self.spans.append(Span(key, begin - self.clock, end - self.clock, alongside))
+
+    def now_s(self) -> float:
+        """Seconds since the run began (the clock of :class:`Try` and :class:`Span`)."""
+        return time.perf_counter() - self.clock
 
     def add_rows(self, sink: str, rows: int) -> None:
         """Count ``rows`` written to ``sink`` (from that sink's writer thread)."""

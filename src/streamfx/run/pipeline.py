@@ -32,7 +32,7 @@ from ..extract.extractor import Warmable
 from ..extract.feature_sets import TSFRESH_CALCULATORS
 from ..extract.plugin_calculators import check_calculators
 from ..extract.warmup import KernelWarmup
-from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary
+from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary, Span, Try
 from ..plugins.manager import extractors, feature_calculators, get_extractor, sink_plugins
 from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, WorkerWritable
 from ..source.open import open_source
@@ -41,7 +41,7 @@ from ..version import __version__
 from .lock import RunLock
 from .report import write_report
 from .supervisor import Executor
-from .worker import Handoff, Started
+from .worker import Handoff, Retrying, Started
 from .writer import SinkWriter
 
 Notify = Callable[[str], None]
@@ -312,8 +312,8 @@ def prepare(
         raise
     finally:
         conn.close()
-    summary = RunSummary(run_id, config.name, fingerprint, now, plan)
-    summary.timings["plan"] = time.perf_counter() - started
+    summary = RunSummary(run_id, config.name, fingerprint, now, plan, clock=started)
+    summary.add_time("plan", started)
     return Prepared(summary, eras, done, sinks, executor, dsn, warmup, lock)
 
 
@@ -364,22 +364,30 @@ def execute(
     )
     writer.status([EraStatus(r.era, "pending") for r in summary.records.values() if r.lane])
     extracting = time.perf_counter()
+    cursor: dict[str, float] = {}  # by worker: where its pass in flight is up to (end_try)
     try:
         for event in prepared.executor.run(summary.plan.workers, handoff(config, prepared.sinks)):
             if isinstance(event, Started):
+                cursor[event.worker] = summary.now_s()
                 mark_started(summary, event, writer, notify)
                 continue
             record = summary.records[event.era.key]
+            if isinstance(event, Retrying):
+                record.end_try(summary.now_s(), "retried", event.error)
+                continue
             record.seconds, record.attempts = event.seconds, event.attempts
             if isinstance(event, EraFailure):
                 record.status, record.error = "failed", event.error
+                end_try(summary, record, event, cursor)
                 notify(f"era {event.era.key} failed after {event.attempts} tries: {event.error}")
                 writer.status(
                     [EraStatus(event.era, "failed", event.attempts, event.worker, event.error)]
                 )
             elif event.empty:
                 record.status = "skipped"
+                end_try(summary, record, event, cursor)
             else:  # done once every sink has committed it (the writer says so)
+                end_try(summary, record, event, cursor)
                 record_extracted(record, event, notify)
                 writer.add(event)
                 continue
@@ -388,6 +396,7 @@ def execute(
         # waiting on the workers: the loop, less the time it waited for a sink to catch up
         summary.timings["extract"] = time.perf_counter() - extracting - writer.blocked_s
         summary.timings["wait for sinks"] = writer.blocked_s
+        summary.spans.append(Span("extract", extracting - summary.clock, summary.now_s()))
         with summary.timed("write (after extraction)"):
             writer.close()
     except Exception as exc:
@@ -403,6 +412,29 @@ def execute(
         writer.stop()
         writer.reset(unfinished(summary))
         raise
+
+
+def end_try(
+    summary: RunSummary,
+    record: EraRecord,
+    outcome: EraResult | EraFailure,
+    cursor: dict[str, float],
+) -> None:
+    """An era's outcome came back: its try in flight ends. The eras of a pass come back
+    together, so each takes the pass's span after the one before it (``cursor``: where the
+    worker's pass is up to), for its share of the pass's time; a failure without a try (its
+    worker could not start) is an instant on the timeline."""
+    now = summary.now_s()
+    if not record.tries or record.tries[-1].end_s is not None:
+        record.tries.append(Try(outcome.attempts, outcome.worker, now))
+    current = record.tries[-1]
+    if isinstance(outcome, EraFailure):
+        record.end_try(now, "failed", outcome.error)
+        return
+    current.start_s = max(current.start_s, cursor.get(outcome.worker, 0.0))
+    end = min(now, current.start_s + outcome.seconds)
+    cursor[outcome.worker] = end
+    record.end_try(end, "skipped" if outcome.empty else "done")
 
 
 def unfinished(summary: RunSummary) -> list[Era]:
@@ -434,9 +466,11 @@ def record_extracted(record: EraRecord, result: EraResult, notify: Notify) -> No
 
 def mark_started(summary: RunSummary, event: Started, writer: SinkWriter, notify: Notify) -> None:
     """A worker began a pass: mark its eras running (and say so when it is a retry)."""
+    now = summary.now_s()
     for era, attempt in zip(event.eras, event.attempts, strict=True):
         record = summary.records[era.key]
         record.attempts, record.worker = attempt, event.worker
+        record.tries.append(Try(attempt, event.worker, now))
         if event.retrying:
             notify(f"era {era.key}: try {attempt} on worker {event.worker} ({event.retrying})")
     writer.status(

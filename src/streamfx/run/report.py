@@ -1,10 +1,11 @@
 """The run report: the reference's monitoring list as JSON beside the output and as tables.
 
 Era distribution GPU vs CPU, processing time per era, worker load balance (estimated and
-actual), peak memory per worker and extraction success rate. Written to ``runs/<run_id>.json``
-in the folder of the first sink that offers one (the Parquet sink's path; ``.streamfx``
-without), and handed to every sink that records runs (the PostgreSQL sink's ``streamfx_runs``
-/ ``streamfx_era_runs`` tables beside its features table).
+actual), peak memory per worker and extraction success rate; every era's tries and the run's
+steps on one clock, for a timeline. Written to ``runs/<run_id>.json`` in the folder of the
+first sink that offers one (the Parquet sink's path; ``.streamfx`` without), and handed to
+every sink that records runs (the PostgreSQL sink's ``streamfx_runs`` /
+``streamfx_era_runs`` tables beside its features table).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _ratio(values: list[float]) -> float | None:
 
 def build_report(summary: RunSummary) -> dict[str, Any]:
     records = list(summary.records.values())
+    routes = {p.analysis.era.key: p.route for p in summary.plan.eras}
     done, failed = summary.done, len(summary.failed)
     times = [r.seconds for r in records if r.status == "done"]
     workers = []
@@ -102,6 +104,15 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
         "features": summary.features,
         "warnings": sum(len(r.warnings) for r in records),
         "rows_written": summary.rows_written,
+        "spans": [
+            {
+                "name": span.name,
+                "start_s": round(span.start_s, 4),
+                "end_s": round(span.end_s, 4),
+                "alongside": span.alongside,
+            }
+            for span in summary.spans
+        ],
         "eras_detail": [
             {
                 "era_id": r.era.id,
@@ -110,6 +121,8 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "end": r.era.end.isoformat(),
                 "status": r.status,
                 "lane": r.lane,
+                "route": route.lane if (route := routes.get(r.era.key)) else None,
+                "condition": route.condition if route else r.rule,
                 "rule": r.rule,
                 "worker": r.worker,
                 "estimated_cost_s": round(r.estimated_cost, 4),
@@ -120,6 +133,17 @@ def build_report(summary: RunSummary) -> dict[str, Any]:
                 "attempts": r.attempts,
                 "error": r.error,
                 "warnings": r.warnings,
+                "tries": [
+                    {
+                        "attempt": t.attempt,
+                        "worker": t.worker,
+                        "start_s": round(t.start_s, 4),
+                        "end_s": None if t.end_s is None else round(t.end_s, 4),
+                        "outcome": t.outcome,
+                        "error": t.error,
+                    }
+                    for t in r.tries
+                ],
             }
             for r in records
         ],

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from ..config import PipelineConfig
 from ..errors import DatabaseLost, SinkFailed
 from ..model import Capacity, Era, EraFailure, WorkerSpec
-from .worker import Event, Handoff, Started
+from .worker import Event, Handoff, Retrying, Started
 
 
 class Executor(Protocol):
@@ -73,6 +73,8 @@ class Tracked:
         if isinstance(event, Started):
             self.in_flight, self.since, self.began = event, time.monotonic(), True
             self.flight_left = {era for era in event.eras if era in self.left}
+            return
+        if isinstance(event, Retrying):  # the era is still to come
             return
         self.left.pop(event.era)
         self.flight_left.discard(event.era)
@@ -206,6 +208,8 @@ class Supervisor:
                 yield EraFailure(era, f"worker {name} {reason}", 0.0, name, tries)
             else:
                 retry.append(era)
+        for era in retry:
+            yield Retrying(era, name, f"worker {name} {reason}")
         retried = set(retry)
         rest = [e for e in worker.left if e not in retried]
         if not retry and not rest:

@@ -43,7 +43,17 @@ class Started:
     retrying: str | None = None  # why this is a retry (the previous try's error), if it is
 
 
-Event = Started | EraResult | EraFailure
+@dataclass(frozen=True)
+class Retrying:
+    """A try of ``era`` on ``worker`` ended in ``error``, and the era will be tried again (the
+    report's timeline ends that try here, not when the next one starts)."""
+
+    era: Era
+    worker: str
+    error: str
+
+
+Event = Started | Retrying | EraResult | EraFailure
 
 
 def peak_rss_mb() -> float:
@@ -125,11 +135,14 @@ class EraWorker:
             if len(eras) > 1:
                 for era in eras:  # a shared pass failing is no single era's try
                     self.attempts[era.key] -= 1
+                    why = f"its pass of {len(eras)} eras failed, redone alone: {_one_line(exc)}"
+                    yield Retrying(era, self.spec.name, why)
                 for era in eras:
                     yield from self.process((era,))
                 return
             tries = self.attempts[eras[0].key]
             if tries < self.retry.attempts:
+                yield Retrying(eras[0], self.spec.name, _one_line(exc))
                 time.sleep(self.retry.delay(tries))
                 yield from self.process(eras, retrying=_one_line(exc))
                 return
