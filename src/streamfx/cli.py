@@ -16,7 +16,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .database import redact
@@ -139,7 +138,7 @@ def run(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N eras (in time order).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -168,33 +167,19 @@ def run(
     --features (or STREAMFX_FEATURE_SET) gives every sensor one feature set.
     One run of a pipeline at a time: a second one stops, naming the run that holds the
     pipeline, unless --wait makes it wait.
+    On a terminal, a bar per phase (plan, extract, write, compose) shows its count, rate and
+    ETA on stderr (--quiet hides them).
     Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
     from .config import with_feature_set
     from .run.pipeline import run_pipeline
+    from .run.progress import BarProgress
 
     config = with_feature_set(_load_checked(pipeline), features)
     signal.signal(signal.SIGTERM, _on_sigterm)
     era_ids = _era_ids(eras)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet or not err.is_terminal,
-    )
-    task = progress.add_task(f"{config.name}: eras", total=None, status="")
-    counts = {"done": 0, "resumed": 0, "skipped": 0, "failed": 0}
-
-    def on_era(era: Any, status: str) -> None:
-        counts[status] += 1
-        text = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        progress.update(task, advance=1, status=text)
-
-    with progress:
+    with BarProgress(err, quiet=quiet) as progress:
         summary = run_pipeline(
             config,
             era_ids=era_ids,
@@ -204,8 +189,7 @@ def run(
             notify=lambda msg: err.print(
                 f"streamfx: {msg}", highlight=False, markup=False, soft_wrap=True
             ),
-            on_era=on_era,
-            on_eras=lambda total: progress.update(task, total=total),
+            progress=progress,
         )
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..source.open import open_source
 from ..source.postgres import Source
 from ..version import __version__
 from .lock import RunLock
+from .progress import NoProgress, RunProgress
 from .report import write_report
 from .supervisor import Executor
 from .worker import Handoff, Retrying, Started
@@ -272,6 +273,7 @@ def prepare(
     force: bool,
     wait: bool,
     notify: Notify,
+    progress: RunProgress,
 ) -> Prepared:
     """Open the source, take the pipeline's lock (or wait for it), select the eras, start the
     sinks, ask them what is done, and plan."""
@@ -280,12 +282,14 @@ def prepare(
     run_id = now.strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     extractor = extractors().get(config.stages.extract.extractor)  # unknown: checked below
     warmup = KernelWarmup(extractor.warm_up) if isinstance(extractor, Warmable) else None
+    progress.phase("plan", note="opening the source")
     dsn, conn, source = open_source(config.source, notify)
     sinks: list[Sink] = []
     lock: RunLock | None = None
     try:
         lock = RunLock(dsn, config.name, run_id)
         lock.acquire(wait, notify)  # before the sinks: they create tables and read what is done
+        progress.phase("plan", note="listing the eras")
         eras = select_eras(source.list_eras(), era_ids, limit)
         classifier = check_stages(config)
         settings = feature_settings(config, classifier)
@@ -299,10 +303,14 @@ def prepare(
             settings,
             config.stages.extract.impute,
         )
+        progress.phase(
+            "plan", note=f"starting the sinks, asking which of {len(eras):,} eras are done"
+        )
         sinks = build_sinks(config, context)
         done = set() if force else already_done(sinks)
         executor = make_executor(config, dsn)
         todo = [era for era in eras if era.key not in done]
+        progress.phase("plan", note=f"analysing and routing {len(todo):,} eras")
         plan = plan_eras(config, source, todo, classifier, executor)
     except BaseException:
         for sink in sinks:
@@ -314,6 +322,7 @@ def prepare(
         conn.close()
     summary = RunSummary(run_id, config.name, fingerprint, now, plan, clock=started)
     summary.add_time("plan", started)
+    progress.end("plan")
     return Prepared(summary, eras, done, sinks, executor, dsn, warmup, lock)
 
 
@@ -349,20 +358,27 @@ def start_records(prepared: Prepared) -> None:
 
 
 def execute(
-    config: PipelineConfig,
-    prepared: Prepared,
-    notify: Notify,
-    on_era: Callable[[Era, str], None],
+    config: PipelineConfig, prepared: Prepared, notify: Notify, progress: RunProgress
 ) -> None:
     """Run the plan's workers; hand finished eras and era states to the sinks' writer."""
     summary = prepared.summary
+    records = summary.records.values()
+    todo = sum(r.status == "pending" for r in records)
+    before = [f"{n:,} {what}" for what, n in _not_extracted(records).items() if n]
+    progress.phase("extract", todo, note=", ".join(before))
+    progress.phase("write", todo)
     if prepared.warmup is not None:  # the workers load the kernels it compiled
         with summary.timed("compile kernels"):
+            progress.phase("extract", note="waiting for the kernels to compile")
             prepared.warmup.wait(notify)
+            progress.phase("extract", note=", ".join(before))
     writer = SinkWriter(
-        prepared.sinks, summary, config.executor.batch_eras, lambda era: on_era(era, "done")
+        prepared.sinks,
+        summary,
+        config.executor.batch_eras,
+        lambda era: progress.advance("write", "written"),
     )
-    writer.status([EraStatus(r.era, "pending") for r in summary.records.values() if r.lane])
+    writer.status([EraStatus(r.era, "pending") for r in records if r.lane])
     extracting = time.perf_counter()
     cursor: dict[str, float] = {}  # by worker: where its pass in flight is up to (end_try)
     try:
@@ -390,15 +406,19 @@ def execute(
                 end_try(summary, record, event, cursor)
                 record_extracted(record, event, notify)
                 writer.add(event)
+                progress.advance("extract", "done")
                 continue
-            on_era(event.era, record.status)
+            progress.advance("extract", "failed" if record.status == "failed" else "empty")
+            progress.advance("write")  # nothing to write
         writer.flush()
+        progress.end("extract")
         # waiting on the workers: the loop, less the time it waited for a sink to catch up
         summary.timings["extract"] = time.perf_counter() - extracting - writer.blocked_s
         summary.timings["wait for sinks"] = writer.blocked_s
         summary.spans.append(Span("extract", extracting - summary.clock, summary.now_s()))
         with summary.timed("write (after extraction)"):
             writer.close()
+        progress.end("write")
     except Exception as exc:
         summary.ended = f"aborted: {exc}"
         writer.stop()  # what was handed over is written whole; nothing more
@@ -412,6 +432,14 @@ def execute(
         writer.stop()
         writer.reset(unfinished(summary))
         raise
+
+
+def _not_extracted(records: Iterable[EraRecord]) -> dict[str, int]:
+    """The eras the workers will not see, by why: for the extract phase's note."""
+    return {
+        "already done": sum(r.status == "resumed" for r in records),
+        "without readings": sum(r.status == "skipped" for r in records),
+    }
 
 
 def end_try(
@@ -481,7 +509,9 @@ def mark_started(summary: RunSummary, event: Started, writer: SinkWriter, notify
     )
 
 
-def finish(prepared: Prepared, started: float, notify: Notify) -> SinkFailed | None:
+def finish(
+    prepared: Prepared, started: float, notify: Notify, progress: RunProgress
+) -> SinkFailed | None:
     """Close the sinks (their output lines), note what the workers reported, write the report.
 
     A sink that fails to close does not keep the others from closing, nor the report from
@@ -489,7 +519,9 @@ def finish(prepared: Prepared, started: float, notify: Notify) -> SinkFailed | N
     summary = prepared.summary
     summary.outputs = []
     failure: SinkFailed | None = None
+    progress.phase("compose", len(prepared.sinks))
     for sink in prepared.sinks:
+        progress.phase("compose", note=f"closing {sink.name}")
         try:
             with summary.timed(f"close {sink.name}"):
                 summary.outputs.append(sink.close())
@@ -499,12 +531,15 @@ def finish(prepared: Prepared, started: float, notify: Notify) -> SinkFailed | N
             failure = failure or error
             if summary.ended == "completed":
                 summary.ended = f"aborted: {error}"
+        progress.advance("compose")
+    progress.phase("compose", note="writing the run report")
     reports = prepared.executor.reports
     summary.worker_peak_rss_mb = {n: r.peak_rss_mb for n, r in reports.items()}
     summary.worker_restarts = {n: r.restarts for n, r in reports.items()}
     summary.worker_nodes = {n: r.node for n, r in reports.items()}
     summary.seconds = time.perf_counter() - started
     summary.outputs.append(write_report(summary, prepared.sinks, notify))
+    progress.end("compose")
     return failure
 
 
@@ -516,31 +551,25 @@ def run_pipeline(
     force: bool = False,
     wait: bool = False,
     notify: Notify = lambda _: None,
-    on_era: Callable[[Era, str], None] = lambda era, status: None,
-    on_eras: Callable[[int], None] = lambda total: None,
+    progress: RunProgress = NoProgress(),
 ) -> RunSummary:
     """Run the whole pipeline; per-era problems are collected, input problems raise.
 
     Eras that every sink already holds with the same feature fingerprint are skipped
     (resume); ``force`` recomputes them. Another run of the pipeline going on is an error,
-    unless ``wait``: then this one waits for it to end.
+    unless ``wait``: then this one waits for it to end. ``progress`` hears of each phase.
     """
     started = time.perf_counter()
-    prepared = prepare(config, era_ids, limit, force, wait, notify)
+    prepared = prepare(config, era_ids, limit, force, wait, notify, progress)
     announce(prepared, notify)
     start_records(prepared)
-    records = prepared.summary.records
-    on_eras(len(records))
-    for record in records.values():
-        if record.status in ("skipped", "resumed"):
-            on_era(record.era, record.status)
     try:
         try:
-            execute(config, prepared, notify, on_era)
+            execute(config, prepared, notify, progress)
         except BaseException:
-            finish(prepared, started, notify)  # the run's own error is the one to raise
+            finish(prepared, started, notify, progress)  # the run's own error is the one to raise
             raise
-        failure = finish(prepared, started, notify)
+        failure = finish(prepared, started, notify, progress)
         if failure is not None:
             raise failure
     finally:
