@@ -168,7 +168,8 @@ def run(
     One run of a pipeline at a time: a second one stops, naming the run that holds the
     pipeline, unless --wait makes it wait.
     On a terminal, a bar per phase (plan, extract, write, compose) shows its count, rate and
-    ETA on stderr (--quiet hides them).
+    ETA on stderr (--quiet hides them). The summary names the JSON run report and the
+    `streamfx report` command that draws it as an HTML page.
     Exit status: 0 all eras done or skipped, 1 some eras failed (or the database did not come
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
@@ -276,6 +277,66 @@ def _print_summary(summary: Any) -> None:
     for line in summary.outputs:
         table.add_row("output", escape(line))
     out.print(table)
+
+
+@app.command()
+@clean_errors
+def report(
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="A run id, `latest` (the pipeline's newest run), or a run report's JSON file"
+            " (runs/<run_id>.json, a path or URI)."
+        ),
+    ] = "latest",
+    pipeline: Annotated[
+        Path,
+        typer.Option(
+            "--pipeline", "-p", help="Whose runs a run id or `latest` is looked up among."
+        ),
+    ] = Path("pipeline.yaml"),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the page here instead of beside the JSON report.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Draw a run's JSON report as one HTML page that opens without a network.
+
+    Its plots: a timeline of which era ran on which worker and when (retries and failures
+    marked, beside the run's steps and the sinks' writes), time per era against its
+    readings, eras per lane and routing rule, each worker's memory, the failed and retried
+    tries with their errors, and where the run's time went. The page goes beside the JSON
+    report (runs/<run_id>.html), or to --output. A run id or `latest` is looked up in the
+    pipeline's report folder: its Parquet sink's path, or .streamfx without one.
+    """
+    from .config import load_config
+    from .run.html_report import render_html
+    from .run.report import find_report, read_report, report_folder
+    from .sinks.parquet.files import Location, put
+
+    if run.endswith(".json"):  # the file itself
+        parent, _, name = run.rpartition("/")
+        location = Location(parent or ".")
+    else:
+        location, name = find_report(run, report_folder(load_config(pipeline)))
+    page = render_html(read_report(location, name)).encode()
+    if output is not None:
+        output.write_bytes(page)
+        shown = str(output)
+    else:
+        name = name.removesuffix(".json") + ".html"
+        put(location.fs, location.path(name), lambda stream: stream.write(page))
+        shown = location.show(name)
+    out.print(
+        f"{escape(shown)} (open it in a browser; it needs no network)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 #: Eras `streamfx plan` shows one per row by default.

@@ -538,7 +538,7 @@ def finish(
     summary.worker_restarts = {n: r.restarts for n, r in reports.items()}
     summary.worker_nodes = {n: r.node for n, r in reports.items()}
     summary.seconds = time.perf_counter() - started
-    summary.outputs.append(write_report(summary, prepared.sinks, notify))
+    summary.outputs += write_report(summary, prepared.sinks, notify)
     progress.end("compose")
     return failure
 

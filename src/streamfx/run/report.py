@@ -2,10 +2,10 @@
 
 Era distribution GPU vs CPU, processing time per era, worker load balance (estimated and
 actual), peak memory per worker and extraction success rate; every era's tries and the run's
-steps on one clock, for a timeline. Written to ``runs/<run_id>.json`` in the folder of the
-first sink that offers one (the Parquet sink's path; ``.streamfx`` without), and handed to
-every sink that records runs (the PostgreSQL sink's ``streamfx_runs`` /
-``streamfx_era_runs`` tables beside its features table).
+steps on one clock, for the timeline of ``streamfx report`` (``run.html_report``). Written to
+``runs/<run_id>.json`` in the folder of the first sink that offers one (the Parquet sink's
+path; ``.streamfx`` without), and handed to every sink that records runs (the PostgreSQL
+sink's ``streamfx_runs`` / ``streamfx_era_runs`` tables beside its features table).
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from ..classify.balance import imbalance
+from ..config import PipelineConfig, sink_options
 from ..database import redact
+from ..errors import StreamfxError
 from ..model import RunSummary
 from ..sinks import ReportFolder, RunRecorder, Sink
 from ..sinks.parquet.files import Location, put
@@ -160,17 +163,21 @@ def _write_json(report: dict[str, Any], folder: str | Path) -> str:
     return location.show("runs", name)
 
 
-def write_report(summary: RunSummary, sinks: Sequence[Sink], notify: Callable[[str], None]) -> str:
-    """Write the JSON report and hand it to the sinks that record runs; one line saying where.
+def write_report(
+    summary: RunSummary, sinks: Sequence[Sink], notify: Callable[[str], None]
+) -> list[str]:
+    """Write the JSON report and hand it to the sinks that record runs; the lines saying where
+    (and, once the JSON is written, the command that makes its HTML report).
 
     Each place is best effort, the others written all the same: the folder may be why the run
     stopped (unwritable), the database too; a notice says where the report could not go.
     """
     report = build_report(summary)
     folder = next((s.report_folder for s in sinks if isinstance(s, ReportFolder)), DEFAULT_FOLDER)
-    places = []
+    places, lines = [], []
     try:
         places.append(_write_json(report, folder))
+        lines.append(f"html report: streamfx report {places[0]}")
     except (OSError, pa.ArrowException) as exc:
         where = Location(folder).show("runs", f"{report['run_id']}.json")
         notify(f"run report not written to {where} ({' '.join(str(exc).split())})")
@@ -181,4 +188,46 @@ def write_report(summary: RunSummary, sinks: Sequence[Sink], notify: Callable[[s
             places.append(sink.record_run(report))
         except Exception as exc:
             notify(f"run report not written to the database ({' '.join(str(exc).split())})")
-    return "report: " + (" and ".join(places) or "not written")
+    return ["report: " + (" and ".join(places) or "not written"), *lines]
+
+
+def report_folder(config: PipelineConfig) -> str | Path:
+    """Where runs of ``config`` write their reports, as :func:`write_report` finds it among the
+    built-in sinks: the Parquet sink's path, else :data:`DEFAULT_FOLDER` (a plugin sink's
+    own folder is not known before it starts: name its report's file instead)."""
+    parquet = sink_options(config).get("parquet")
+    return parquet.path if parquet is not None else DEFAULT_FOLDER
+
+
+def find_report(run: str, folder: str | Path) -> tuple[Location, str]:
+    """Where the JSON report of ``run`` (a run id, or ``latest``: the newest, as run ids begin
+    with their UTC start) is under ``folder``'s ``runs/``: that folder and the file's name."""
+    runs = Location(f"{str(folder).rstrip('/')}/runs")
+    if run == "latest":
+        found = runs.fs.get_file_info(pafs.FileSelector(runs.root, allow_not_found=True))
+        names = sorted(i.base_name for i in found if i.base_name.endswith(".json"))
+        if not names:
+            raise StreamfxError(f"no run reports in {runs.show()}")
+        return runs, names[-1]
+    return runs, f"{run}.json"
+
+
+def read_report(location: Location, name: str) -> dict[str, Any]:
+    """The run report ``name`` in ``location``, checked to be one with every era's tries and
+    the run's steps (the HTML report's timeline; earlier reports had neither)."""
+    shown = location.show(name)
+    try:
+        with location.fs.open_input_stream(location.path(name)) as stream:
+            report = json.loads(stream.read())
+    except FileNotFoundError:
+        raise StreamfxError(f"no run report {shown}") from None
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise StreamfxError(f"{shown}: not a run report ({' '.join(str(exc).split())})") from None
+    if not isinstance(report, dict) or not {"run_id", "eras", "eras_detail"} <= report.keys():
+        raise StreamfxError(f"{shown}: not a run report (no run_id, eras, eras_detail)")
+    if "spans" not in report:
+        raise StreamfxError(
+            f"{shown}: written by an earlier streamfx ({report.get('streamfx_version', '?')}),"
+            " without the tries and steps that the HTML report shows: run the pipeline again"
+        )
+    return report
