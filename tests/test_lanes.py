@@ -133,6 +133,20 @@ def test_plan_shows_routes_rules_and_loads(tmp_path: Path, demo_dsn: str, pg_con
     assert not (tmp_path / "out").exists()  # planning extracts and writes nothing
 
 
+def test_plan_fits_80_columns(tmp_path: Path, demo_dsn: str) -> None:
+    path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
+    result = streamfx("plan", str(path), env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    header = next(line for line in lines if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")][:4] == [
+        "era", "readings", "route", "rule"
+    ]  # fmt: skip
+    assert re.search(r"│ 1/\d+ +│ +[\d,]+ │ cpu +│", result.stdout)  # the era's key, its route
+    assert "not shown at 80 columns: start, hours, sensors" in result.stdout
+
+
 def test_plan_shows_some_rows_and_writes_all_to_csv(tmp_path: Path, demo_dsn: str, pg_conn) -> None:
     path = write_pipeline(tmp_path / "pipeline.yaml", executor__cpu_workers=2)
     result = streamfx("plan", str(path), "--rows", "3", "--csv", str(tmp_path / "plan.csv"))

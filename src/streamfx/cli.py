@@ -33,7 +33,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 180)  # wide tables in logs and pipes
+# wide tables in logs and pipes, unless COLUMNS says how wide
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 180)
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -341,6 +342,29 @@ def report(
 
 #: Eras `streamfx plan` shows one per row by default.
 PLAN_ROWS = 50
+#: The plan table's columns, most wanted first: where the terminal is too narrow for all, the
+#: first that fit are shown (the rule wrapping, in at least PLAN_RULE_WIDTH characters).
+PLAN_PRIORITY = (
+    "era", "route", "rule", "readings", "worker", "est. s", "start", "lane", "sensors",
+    "hours", "complexity", "gpu ratio", "efficient+",
+)  # fmt: skip
+PLAN_RULE_WIDTH = 20
+
+
+def _plan_columns(texts: dict[str, list[str]], width: int) -> list[str]:
+    """The columns of ``texts`` (name -> cells) that fit in ``width``, in table order: by
+    PLAN_PRIORITY while they fit, each as wide as its header or widest cell, plus 3 for its
+    padding and border; rather than cut headers to `pa…`, a column that does not fit is
+    left out."""
+    used, chosen = 1, set()
+    for name in PLAN_PRIORITY:
+        need = max(len(name), *(len(text) for text in texts[name]), 0) + 3
+        if name == "rule":
+            need = min(need, PLAN_RULE_WIDTH + 3)
+        if used + need <= width:
+            chosen.add(name)
+            used += need
+    return [name for name in texts if name in chosen]
 
 
 @app.command()
@@ -369,6 +393,8 @@ def plan(
     the share of sensors the rules give efficient (or richer), whatever the others get; it is
     what routing compares. --csv writes every era's row to a file (thousands of eras read
     better there than on a terminal). --features as for `run`.
+    A terminal too narrow for every column gets those that fit, most wanted first (era,
+    route, rule, readings, worker, est. s, start, ...), and a line naming the others.
     """
     from .config import with_feature_set
     from .run.pipeline import plan_pipeline
@@ -411,18 +437,28 @@ def plan(
             schema=dict.fromkeys(columns, pl.String),
         ).write_csv(csv)
     shown = the_plan.eras if rows == 0 else the_plan.eras[:rows]
+    cells = {"era": lambda p: p.analysis.era.key} | {  # the era's key: its partition too
+        name: cell for name, cell in columns.items() if name not in ("era", "partition")
+    }
+    texts = {name: [cell(p) for p in shown] for name, cell in cells.items()}
+    fitting = _plan_columns(texts, out.width)
     table = Table(title=f"plan: {config.name} ({the_plan.policy} routing)")
-    for column in columns:
+    for column in fitting:
         table.add_column(
             column,
             justify="right" if column in ("readings", "sensors", "hours", "est. s") else "left",
+            no_wrap=column != "rule",
+            min_width=len(column),
         )
-    for p in shown:
-        table.add_row(*(cell(p) for cell in columns.values()))
+    for i in range(len(shown)):
+        table.add_row(*(texts[column][i] for column in fitting))
     out.print(table)
     if len(shown) < len(the_plan.eras):
         more = len(the_plan.eras) - len(shown)
         out.print(f"... and {more:,} more eras (--rows 0 shows all; --csv FILE writes all)")
+    left_out = [column for column in texts if column not in fitting]
+    if left_out:
+        out.print(f"not shown at {out.width} columns: {', '.join(left_out)} (--csv FILE has them)")
     routes = Table(title="routes (eras per route and rule)")
     for column in ("route", "rule", "eras", "readings"):
         routes.add_column(column, justify="right" if column in ("eras", "readings") else "left")
