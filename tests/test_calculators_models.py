@@ -140,3 +140,32 @@ def test_models_parity_long_random_walks(length: int) -> None:
     noise = [rng.normal(size=length)]
     names = ("augmented_dickey_fuller", "ar_coefficient", "friedrich_coefficients")
     assert_parity(efficient(*names), walks + noise)
+
+
+def test_dickey_fuller_lag_choice_from_cross_products() -> None:
+    """The lag choice from the design's cross products (Cholesky) on the series where squaring
+    the condition bites: far from zero, smooth (integrated twice), strongly autoregressive,
+    rounded; every autolag, up to 3,000 values."""
+    rng = np.random.default_rng(21)
+    cases = []
+    for n in (150, 1200, 3000):
+        t = np.arange(n)
+        ar = np.zeros(n)
+        shocks = rng.normal(size=n)
+        for i in range(2, n):
+            ar[i] = 1.2 * ar[i - 1] - 0.3 * ar[i - 2] + shocks[i]
+        cases += [
+            1e6 + rng.normal(size=n).cumsum(),
+            20 + np.sin(t / 17) + 0.01 * rng.normal(size=n),
+            rng.normal(size=n).cumsum().cumsum() * 1e-3,
+            ar,
+            np.round(rng.normal(size=n).cumsum(), 1),
+        ]
+    settings = {
+        "augmented_dickey_fuller": [
+            {"attr": attr, "autolag": autolag}
+            for attr in ("teststat", "usedlag")
+            for autolag in ("AIC", "BIC", "t-stat")
+        ]
+    }
+    assert assert_parity(settings, cases) == 6 * len(cases)

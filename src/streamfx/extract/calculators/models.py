@@ -709,29 +709,30 @@ def _select_lag_exact(rhs: list, target: np.ndarray, method: str, maxlag: int) -
 
 
 def _select_lag_fast(
-    rhs: list, target: np.ndarray, method: str, maxlag: int
+    rhs: list, target: np.ndarray, method: str, maxlag: int, gram: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``_autolag``'s choice from one QR per series, and where that choice is doubtful.
+    """``_autolag``'s choice from one triangular factor per series, and where that choice is
+    doubtful.
 
-    The candidate designs are nested (the first ``lag`` columns of one design), so one QR
-    factorisation of [design | target] gives every candidate's residual sum of squares (the
-    tail sums of the squared rotated target) and last t value. Doubtful, and refitted the
+    The candidate designs are nested (the first ``lag`` columns of one design), so the R of
+    [design | target] gives every candidate's residual sum of squares (the tail sums of the
+    squared rotated target) and last t value. R comes from a QR of the stacked design, or, with
+    ``gram`` (its cross products, from ``_adf_gram``), from a Cholesky factorisation of their
+    correlations: O(k²) per series after the O(n k) products instead of O(n k²), at the cost of
+    squaring the design's condition, so its doubt is wider. Doubtful, and refitted the
     statsmodels way: nearly collinear or badly scaled designs (where its rank may drop), (nearly)
-    perfect fits, and scores within 1e-8 of a tie or of the t threshold.
+    perfect fits, and scores within reach of their rounding of a tie or of the t threshold.
     """
     rows, nobs = target.shape
     k = len(rhs)
     start = k - maxlag
     if nobs <= k:  # the full design fits exactly: no residual to rank the lags by
         return np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool)
-    block = max(1, _BLOCK // (nobs * (k + 1)))
-    factors = []
-    for first in range(0, rows, block):
-        stacked = np.stack([c[first : first + block] for c in (*rhs, target)], axis=2)
-        norms = np.sqrt(np.sum(stacked * stacked, axis=1, keepdims=True))
-        factors.append(np.linalg.qr(stacked / np.where(norms > 0, norms, 1.0), mode="r"))
-        factors[-1] *= norms  # undo the column scaling of R
-    r = np.concatenate(factors) if len(factors) > 1 else factors[0]
+    failed = np.zeros(rows, dtype=bool)
+    if gram is not None:
+        r, failed = _cholesky_factor(gram)
+    else:
+        r = _qr_factor(rhs, target)
     diagonal = np.abs(np.diagonal(r, axis1=1, axis2=2))[:, :k]
     rotated = r[:, :k, k]
     residual = r[:, k, k] ** 2
@@ -746,17 +747,115 @@ def _select_lag_fast(
         table = _lag_scores(method, llf, lags.astype(np.float64), nobs, last_t)
         scale = np.sqrt(np.sum(r[:, : k + 1, :] ** 2, axis=1))  # column norms of the design
         relative = diagonal / np.where(scale[:, :k] > 0, scale[:, :k], 1.0)
-    doubtful = ~np.isfinite(table).all(axis=1) | (relative.min(axis=1) < 1e-6)
+        squares = np.sum(target * target, axis=1)
+        # Cholesky's relative rounding of the residual sums: the design's condition squared,
+        # over the share of the target left unexplained (with a wide safety factor)
+        rounding = (
+            np.zeros(rows)
+            if gram is None
+            else 1e-12 / relative.min(axis=1) ** 2 * squares / ssr.min(axis=1)
+        )
+    doubtful = failed | ~np.isfinite(table).all(axis=1)
+    doubtful |= relative.min(axis=1) < (1e-6 if gram is None else 1e-4)
     # statsmodels' rank counts singular values of the unscaled design above max * k * eps
     doubtful |= diagonal.min(axis=1) <= 1e-9 * diagonal.max(axis=1)
-    doubtful |= ssr.min(axis=1) <= 1e-10 * np.sum(target * target, axis=1)
-    if method == "t-stat":
-        doubtful |= (np.abs(table - _T_STOP) <= 1e-8 * _T_STOP).any(axis=1)
-    else:
-        ordered = np.sort(table, axis=1)
-        gap = ordered[:, 1] - ordered[:, 0] if table.shape[1] > 1 else np.full(rows, np.inf)
-        doubtful |= gap <= 1e-8 * (1.0 + np.abs(ordered[:, 0]))
+    doubtful |= ssr.min(axis=1) <= (1e-10 if gram is None else 1e-6) * squares
+    with np.errstate(invalid="ignore"):
+        if method == "t-stat":
+            near = np.abs(table - _T_STOP) <= (1e-8 + rounding * nobs)[:, None] * _T_STOP
+            doubtful |= near.any(axis=1)
+        else:
+            ordered = np.sort(table, axis=1)
+            gap = ordered[:, 1] - ordered[:, 0] if table.shape[1] > 1 else np.full(rows, np.inf)
+            margin = 1e-8 * (1.0 + np.abs(ordered[:, 0])) + rounding * nobs
+            doubtful |= ~(gap > margin)
     return _pick_lag(method, np.where(np.isfinite(table), table, 0.0), maxlag), doubtful
+
+
+def _qr_factor(rhs: list, target: np.ndarray) -> np.ndarray:
+    """R of the QR of each series' [design | target] (columns scaled to unit norm for the
+    factorisation, then scaled back), in row blocks."""
+    rows, nobs = target.shape
+    k = len(rhs)
+    block = max(1, _BLOCK // (nobs * (k + 1)))
+    factors = []
+    for first in range(0, rows, block):
+        stacked = np.stack([c[first : first + block] for c in (*rhs, target)], axis=2)
+        norms = np.sqrt(np.sum(stacked * stacked, axis=1, keepdims=True))
+        factors.append(np.linalg.qr(stacked / np.where(norms > 0, norms, 1.0), mode="r"))
+        factors[-1] *= norms  # undo the column scaling of R
+    return np.concatenate(factors) if len(factors) > 1 else factors[0]
+
+
+def _cholesky_factor(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R (upper, R'R = gram) from the Cholesky factor of the correlations, and the series
+    where it failed (a zero column, or not positive definite in floating point)."""
+    norms = np.sqrt(np.diagonal(gram, axis1=1, axis2=2))
+    failed = (norms == 0).any(axis=1)
+    safe = np.where(norms > 0, norms, 1.0)
+    correlation = gram / safe[:, :, None] / safe[:, None, :]
+    correlation[failed] = np.eye(gram.shape[1])
+    try:
+        lower = np.linalg.cholesky(correlation)
+    except np.linalg.LinAlgError:  # one series spoils the stack: factor them one by one
+        lower = np.zeros_like(correlation)
+        for i, matrix in enumerate(correlation):
+            try:
+                lower[i] = np.linalg.cholesky(matrix)
+            except np.linalg.LinAlgError:
+                failed[i] = True
+                lower[i] = np.eye(len(matrix))
+    return np.swapaxes(lower, 1, 2) * safe[:, None, :], failed
+
+
+@numba.njit(cache=True, nogil=True)
+def _adf_gram(x: np.ndarray, xdiff: np.ndarray, lags: int) -> np.ndarray:  # pragma: no cover
+    """Cross products of adfuller's autolag regression with a constant: the columns
+    [1, level, xdiff lagged 1..lags, target] (``_adf_lag_columns``), per series, in O(n lags).
+
+    The level is shifted by the series' mean first (with the constant among the regressors
+    that changes no fit, and keeps the products away from cancellation); the products of two
+    lagged differences are windows of one lagged product's prefix sums.
+    """
+    rows, n = x.shape
+    m = n - 1
+    nobs = m - lags
+    size = lags + 3
+    gram = np.empty((rows, size, size))
+    prefix = np.empty(m + 1)
+    column = np.empty(lags + 1, dtype=np.int64)  # lag 0 (the target), then lags 1..lags
+    column[0] = size - 1
+    for j in range(1, lags + 1):
+        column[j] = j + 1
+    for r in range(rows):
+        d = xdiff[r]
+        shift = x[r].mean()
+        level_sum = 0.0
+        level_squares = 0.0
+        for s in range(lags, m):
+            v = x[r, s] - shift
+            level_sum += v
+            level_squares += v * v
+        gram[r, 0, 0] = nobs
+        gram[r, 0, 1] = gram[r, 1, 0] = level_sum
+        gram[r, 1, 1] = level_squares
+        for h in range(lags + 1):  # lags j >= l = j - h: the sum over s of d[s] d[s + h]
+            prefix[0] = 0.0
+            for u in range(m - h):
+                prefix[u + 1] = prefix[u] + d[u] * d[u + h]
+            for j in range(h, lags + 1):
+                a, b = column[j], column[j - h]
+                gram[r, a, b] = gram[r, b, a] = prefix[m - j] - prefix[lags - j]
+        for j in range(lags + 1):  # with the constant and the level
+            total = 0.0
+            cross = 0.0
+            for t in range(nobs):
+                v = d[lags - j + t]
+                total += v
+                cross += (x[r, lags + t] - shift) * v
+            gram[r, 0, column[j]] = gram[r, column[j], 0] = total
+            gram[r, 1, column[j]] = gram[r, column[j], 1] = cross
+    return gram
 
 
 # MacKinnon (1994) p-value approximation for the ADF test with a constant, N = 1, as
@@ -794,7 +893,8 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
             rhs, target = _adf_lag_columns(rows_x, rows_d, maxlag)
             if constant:
                 rhs = [np.ones_like(rhs[0]), *rhs]
-            chosen, doubtful = _select_lag_fast(rhs, target, method, maxlag)
+            gram = _adf_gram(rows_x, rows_d, maxlag) if constant else None
+            chosen, doubtful = _select_lag_fast(rhs, target, method, maxlag, gram)
             if doubtful.any():
                 again = np.flatnonzero(doubtful)
                 rhs = [c[again] for c in rhs]
