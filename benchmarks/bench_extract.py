@@ -1,61 +1,97 @@
-"""Extraction engines on real data: streamfx ``native`` vs tsfresh vs tsfresh-rs, and end to end.
+"""Extraction by series length: streamfx vs tsfresh, tsfresh-rs and tsfx, on the same input.
 
 One command::
 
-    python benchmarks/bench_extract.py [--days 20] [--set efficient] [--jobs 2] [--repeat 5] [--skip-e2e]
+    python benchmarks/bench_extract.py [--lengths 12,144,1000,10000]
+                                       [--sets efficient,comprehensive]
+                                       [--engines streamfx,tsfresh-rs,tsfx,tsfresh]
+                                       [--series 12=4000,144=20,1000=200,10000=16]
+                                       [--tsfresh-series 10000:comprehensive=2] [--repeat 3]
+                                       [--quick] [--results PATH | --no-write]
 
-Input: the real Aarslev celle5 export (``../shared/data/aarslev-celle5`` beside the repository),
-all 17 sensors, eras = calendar days in UTC, the first ``--days`` days that have readings. It is
-built once as one in-memory long Arrow table (era_id, sensor, time, value; missing readings
-dropped) and written to an Arrow IPC file that every engine reads, so all engines see exactly
-the same input. Each engine runs in a fresh subprocess of this script (``--worker NAME``), so its
-peak RSS (``ru_maxrss`` of the process plus that of its largest waited-for child) is its own:
+The defaults are the whole matrix (4 lengths x 2 sets x 4 engines), sized to take about a
+quarter of an hour on 2 idle cores, tsfresh most of it; ``--quick`` is a smoke run of small
+sizes (12, 144 and 1,000 points, one call each), under its own heading.
 
-* ``native``: ``NativeExtractor().extract(readings, {sensor: feature_set(SET)})``; calculators
-  not ported yet fall back to tsfresh (``n_jobs=--jobs``) inside the extractor. How many ran
-  natively and how many fell back (``streamfx.extract.calculators.split_settings``) is reported, and the
-  ported calculators alone are timed as well.
-* ``api-polars`` / ``api-pandas``: the public ``streamfx.extract_features`` as a user calls it
-  (column_id/sort/kind/value, ``default_fc_parameters=--set``, ``n_jobs=--jobs``) on a polars or
-  a pandas long frame, result in the same library. The engine's own call (as ``native``) is
-  timed beside it in the same process, in ``API_ROUNDS`` rounds (or ``--repeat`` if more) of
-  one call each, which comes first alternating; the ratio API / engine is the median of the
-  rounds' ratios: on a shared machine, calls side by side compare more steadily than separate
-  processes.
-* ``tsfresh``: ``tsfresh.extract_features(n_jobs=--jobs)`` on a pandas long frame
-  (column_id/sort/kind/value, no imputation).
-* ``tsfresh-rs``: the same call to ``tsfresh_rs.extract_features`` (PyPI ``tsfresh-rs``, a
-  drop-in reimplementation in Rust; ``n_jobs`` threads). Reported as unavailable when it does
-  not import.
-* ``e2e`` (unless ``--skip-e2e``): the whole ``python -m streamfx.cli run <pipeline.yaml> -q``
-  on the same days, read from a throwaway embedded PostgreSQL (the export seeded as a wide
-  table, eras ``every: 1d``, extractor ``native``, sinks parquet + postgres), timed as one
-  command including interpreter start, planning, reading and writing.
+For each length the input is one long Arrow table (id int64, time, value float64; sorted by id,
+then time) built once and written to an Arrow IPC file that every engine reads whole (not
+memory-mapped), so all see the same data:
 
-Wall time of an engine is the extraction call only (input already in memory, imports done),
-except for ``e2e``. Parity is measured against tsfresh, cell by cell over (era, sensor, feature)
-for every (era, sensor) that has readings: equal within rtol 1e-6 / atol 1e-9 (as
-``math.isclose``), NaN equal to NaN, a missing cell unequal. The table and the targets are printed
-and written into ``benchmarks/RESULTS.md`` under a heading naming ``--days``; other sections are
-kept.
+* 12, 1,000 and 10,000 points: generated series (seed 16 + length), even ids a random walk
+  (cumulative sum of standard normal steps), odd ids white noise (standard normal); time =
+  0 .. length - 1 (int64).
+* 144: the real Aarslev celle5 export (``../shared/data/aarslev-celle5`` beside the repository),
+  every (UTC day, sensor) of the first ``144=DAYS`` days that have readings as one series
+  (17 sensors; 10-minute readings, so 144 points where none is missing, fewer where some are);
+  time = the reading's timestamp (UTC).
+
+Each (engine, length, set) runs in a fresh process of this script (``--worker NAME``): it
+imports the engine, reads the input and turns it into what a user would hold (outside the
+timing), makes one warm-up call on the first two series (streamfx: whole, for its numba JIT;
+the others compile nothing, so their first 1,000 points: lazy imports, thread pools), then times
+the call: the median of ``--repeat`` calls, or one where a call takes over 5 s. The calls,
+exactly as a user writes them:
+
+* streamfx: ``streamfx.extract_features(df, column_id="id", column_sort="time",
+  column_value="value", default_fc_parameters=SET)`` on a polars DataFrame (its default
+  ``n_jobs``).
+* tsfresh: ``tsfresh.extract_features(pandas_df, column_id=..., column_sort=...,
+  column_value=..., default_fc_parameters=EfficientFCParameters() or
+  ComprehensiveFCParameters(), n_jobs=2, disable_progressbar=True)``.
+* tsfresh-rs: ``tsfresh_rs.extract_features`` with the same arguments (its own settings classes)
+  minus ``n_jobs``: its default, one thread per core.
+* tsfx: ``tsfx.extract_features(lazy_frame, tsfx.ExtractionSettings(grouping_cols=["id"],
+  feature_setting=tsfx.FeatureSetting.Efficient or .Comprehensive, value_cols=["value"]))`` on
+  a polars LazyFrame. tsfx takes each series in row order (it has no sort column: the input is
+  sorted) and runs on polars' thread pool (one thread per core). It pins polars 1.x, so it runs
+  in its own virtual environment, ``benchmarks/.venv-tsfx``, made on first use (``python -m
+  venv`` + ``pip install tsfx==0.8.0 pyarrow psutil``); its worker imports only those.
+
+Where tsfresh would take too long (``TSFRESH_SERIES``: comprehensive at 10,000 points, whose
+approximate_entropy builds N x N x m arrays), it gets the first K series of the same input;
+its time is then compared per series (wall / series), and its parity covers those K. Measured
+on one 10,000-point random walk in one process (``n_jobs=0``): comprehensive 108 s of CPU and
+4.9 GB peak RSS, efficient 5.2 s; so K = 2, one series in each of its two processes (about
+2 minutes, 10 GB).
+
+Memory: a thread samples the RSS of the worker and its children (psutil, every 5 ms; shared
+pages count in each process) during the timed calls; the figure is the peak minus the RSS just
+before the call (imports, input and warm-up done), beside the target 3 x the input's Arrow size
++ 100 MB. ``ru_maxrss`` of the worker (and of its largest waited-for child) is recorded too.
+
+Parity against tsfresh: every (id, feature) cell tsfresh computed, equal within rtol 1e-6 /
+atol 1e-9 (as ``math.isclose``), NaN equal to NaN, a missing cell unequal. tsfx names its
+features its own way: ``tsfx_to_tsfresh`` maps them (calculator and parameter names, parameters
+compared as values), which was checked on probe series of 30 to 1,000 points (walks, noise,
+integer and rounded values): 754 of tsfx's 755 comprehensive features map to a tsfresh feature,
+one each (``index_mass_quantile__q_0.5`` has no tsfresh counterpart and matches none by value),
+and 750 of them were equal there (permutation_entropy at dimensions 4 to 7 differs where values
+tie). tsfresh features tsfx lacks: linear_trend's pvalue / rvalue / stderr, agg_linear_trend's
+rvalue / stderr, symmetry_looking r=0, query_similarity_count (29 of 783). tsfx's cells are
+compared on the tsfresh features it shares; its time is that of its whole call.
+
+The tables and the targets are printed and written into ``benchmarks/RESULTS.md`` (or
+``--results``) under this benchmark's heading; other sections are kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import importlib.util
+import gc
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -64,83 +100,69 @@ import pyarrow as pa
 from common import (
     ATOL,
     DATA,
+    HERE,
     MIB,
+    RESULTS,
     RTOL,
     add_output_options,
     command_line,
-    machine,
     markdown_table,
-    publish,
-    speedup,
     timestamp,
     work_dir,
+    write_section,
 )
 
-
-def heading(days: int) -> str:
-    """One RESULTS.md section per input size: ``--days 20`` and ``--days 100`` both stay."""
-    return f"## Extraction engines, {days} days: native vs tsfresh vs tsfresh-rs (bench_extract.py)"
-
-
-ENGINES = ("native", "api-polars", "api-pandas", "tsfresh-rs", "tsfresh", "e2e")
+HEADING = "## Extraction by series length: streamfx vs tsfresh, tsfresh-rs, tsfx (bench_extract.py)"
+LENGTHS = (12, 144, 1000, 10000)
+SETS = ("efficient", "comprehensive")
+ENGINES = ("streamfx", "tsfresh-rs", "tsfx", "tsfresh")
+SERIES = {12: 4000, 144: 20, 1000: 200, 10000: 16}  # 144: celle5 days (x 17 sensors)
+QUICK_SERIES = {12: 100, 144: 2, 1000: 4, 10000: 2}
+QUICK_LENGTHS = (12, 144, 1000)
+TSFRESH_SERIES = {(10000, "comprehensive"): 2}  # tsfresh on the first K series only
+WARM_SERIES, WARM_POINTS = 2, 1000  # warm-up: the first 2 series, 1,000 points (streamfx: all)
+SLOW_CALL_S = 5.0  # a call this long is not repeated
+SAMPLE_S = 0.005
+TSFX_VENV = HERE / ".venv-tsfx"
+TSFX_REQUIREMENTS = ("tsfx==0.8.0", "pyarrow", "psutil")
 # targets of the issue
-API_VS_ENGINE = 1.2  # issue 13: the public API's time over the engine's, at most
-API_ROUNDS = 15  # at least: a ratio of two noisy times needs more pairs than one time alone
-NATIVE_VS_RS = 2.0
-NATIVE_VS_TSFRESH = 70.0
-E2E_VS_TSFRESH = 15.0
-RSS_FACTOR, RSS_SLACK_MIB = 3.0, 200.0
-
-PIPELINE = """\
-# Generated by benchmarks/bench_extract.py: celle5 (wide) in the database of $STREAMFX_DSN.
-name: bench-extract-e2e
-source:
-  dsn: ${{STREAMFX_DSN}}
-  readings:
-    table: celle5
-    layout: wide
-    time_column: time
-  eras:
-    every: 1d
-    from: {start}
-    to: {end}
-stages:
-  classify:
-    profile: null
-    default_features: {feature_set}
-  extract:
-    extractor: native
-    rolling_windows: []
-sinks:
-  parquet:
-    path: {parquet}
-  postgres:
-    table: streamfx_features
-"""
-
-
-class Unavailable(Exception):
-    """An engine that cannot run on this machine (e.g. a package that does not import)."""
+VS_TSFRESH_RS, VS_TSFX, COMPREHENSIVE_VS_EFFICIENT = 2.0, 1.0, 2.0
+RSS_FACTOR, RSS_SLACK_MIB = 3.0, 100e6 / MIB  # 3 x Arrow input + 100 MB
 
 
 # -- input ----------------------------------------------------------------------------------
 
 
-def build_readings(days: int, folder: Path = DATA) -> pa.Table:
-    """The first ``days`` UTC days of celle5 that have readings, as one long Arrow table."""
-    from streamfx.model import READINGS_SCHEMA
+def generated(length: int, series: int) -> pa.Table:
+    """``series`` series of ``length`` points: even ids random walks, odd ids white noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(16 + length)
+    steps = rng.standard_normal((series, length))
+    values = np.where((np.arange(series) % 2 == 0)[:, None], np.cumsum(steps, axis=1), steps)
+    return pa.table(
+        {
+            "id": np.repeat(np.arange(series, dtype=np.int64), length),
+            "time": np.tile(np.arange(length, dtype=np.int64), series),
+            "value": values.ravel(),
+        }
+    )
+
+
+def celle5(days: int) -> pa.Table:
+    """Every (UTC day, sensor) of celle5's first ``days`` days with readings as one series."""
     from streamfx.source.datasets.aarslev import load_aarslev, to_long
 
-    long = to_long(load_aarslev(folder)).with_columns(
-        era_id=pl.col("time").dt.strftime("%Y-%m-%dT00:00:00Z")  # streamfx's window ids
-    )
-    chosen = long["era_id"].unique().sort().head(days)
+    long = to_long(load_aarslev(DATA)).with_columns(day=pl.col("time").dt.date())
+    chosen = long["day"].unique().sort().head(days).implode()
+    long = long.filter(pl.col("day").is_in(chosen))
+    ids = long.select("day", "sensor").unique().sort("day", "sensor").with_row_index("id")
     frame = (
-        long.filter(pl.col("era_id").is_in(chosen.implode()))
-        .select("era_id", "sensor", "time", "value")
-        .sort("era_id", "sensor", "time")
+        long.join(ids, on=["day", "sensor"])
+        .select(pl.col("id").cast(pl.Int64), "time", "value")
+        .sort("id", "time")
     )
-    return frame.to_arrow().cast(READINGS_SCHEMA).combine_chunks()
+    return frame.to_arrow().combine_chunks()
 
 
 def write_ipc(table: pa.Table, path: Path) -> None:
@@ -154,283 +176,286 @@ def read_ipc(path: Path) -> pa.Table:
         return pa.ipc.open_file(source).read_all()
 
 
+def first_series(table: pa.Table, count: int, points: int | None = None) -> pa.Table:
+    """The rows of the first ``count`` ids (at most their first ``points`` rows each)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    ids = frame["id"].unique(maintain_order=True).head(count).implode()
+    frame = frame.filter(pl.col("id").is_in(ids))
+    if points is not None:
+        frame = frame.filter(pl.int_range(pl.len()).over("id") < points)
+    return frame.to_arrow()
+
+
 # -- workers: one engine per fresh process -----------------------------------------------------
 
 
-def peak_rss_mib() -> tuple[float, float]:
-    """Peak RSS of this process and of its largest waited-for descendant (MiB)."""
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / MIB
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / MIB
-    return mine, kids
+@dataclass
+class Engine:
+    """How one engine is called: the input a user holds, the call, its result as long rows."""
+
+    prepare: Callable[[pa.Table], Any]
+    call: Callable[[Any], Any]
+    to_polars: Callable[[Any], pl.DataFrame]  # wide, ``id`` column first
+    versions: dict[str, str]
+    parallelism: str
+    warm_points: int | None = WARM_POINTS  # None: the warm-up series whole
 
 
-def current_rss_mib() -> float:
-    """This process's RSS now, from /proc (0 where there is none)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return (
-            int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
-        )
-    return 0.0
+def streamfx_engine(set_name: str) -> Engine:
+    import inspect
 
-
-def split_columns(columns: Sequence[str], sensors: Sequence[str]) -> pl.DataFrame:
-    """``sensor__feature`` column names -> (column, sensor, feature), by longest sensor prefix."""
-    ordered = sorted(sensors, key=len, reverse=True)
-    rows = []
-    for column in columns:
-        sensor = next((s for s in ordered if column.startswith(f"{s}__")), None)
-        if sensor is not None:
-            rows.append((column, sensor, column[len(sensor) + 2 :]))
-    return pl.DataFrame(
-        rows, schema={"column": pl.String, "sensor": pl.String, "feature": pl.String}, orient="row"
-    )
-
-
-def wide_to_long(wide: pl.DataFrame, sensors: Sequence[str]) -> pl.DataFrame:
-    """One row per era and ``sensor__feature`` column -> long (era_id, sensor, feature, value)."""
-    features = [c for c in wide.columns if "__" in c]
-    names = split_columns(features, sensors)
-    return (
-        wide.select("era_id", *features)
-        .unpivot(index="era_id", variable_name="column", value_name="value")
-        .join(names, on="column", how="inner")
-        .select(
-            pl.col("era_id").cast(pl.String), "sensor", "feature", pl.col("value").cast(pl.Float64)
-        )
-    )
-
-
-def settings_for(feature_set_name: str) -> dict[str, Any]:
-    from streamfx.extract import feature_set
-
-    return feature_set(feature_set_name)
-
-
-def first_era(readings: pa.Table) -> pa.Table:
-    """The readings of the first era: the warm-up input (JIT caches, lazy imports)."""
-    import pyarrow.compute as pc
-
-    return readings.filter(pc.equal(readings["era_id"], readings["era_id"][0]))
-
-
-def timed_runs(call: Callable[[], Any], repeat: int) -> tuple[Any, float]:
-    """The first call's result and the median wall time of ``repeat`` calls; a call taking over
-    5 s is not repeated (its noise is small next to its length, and tsfresh is slow)."""
-    times: list[float] = []
-    result = None
-    while len(times) < repeat:
-        t0 = time.perf_counter()
-        outcome = call()
-        times.append(time.perf_counter() - t0)
-        result = outcome if result is None else result
-        if times[0] > 5.0:
-            break
-    return result, statistics.median(times)
-
-
-def run_native(args: argparse.Namespace) -> dict[str, Any]:
-    """streamfx's native extractor, then its ported calculators alone."""
-    from streamfx.extract.calculators import split_settings
-    from streamfx.extract.extractors.native import NativeExtractor
-
-    readings = read_ipc(args.input)
-    sensors = sorted(set(readings["sensor"].to_pylist()))
-    settings = settings_for(args.set)
-    native, _, rest = split_settings(settings)
-    NativeExtractor().extract(first_era(readings), dict.fromkeys(sensors, settings))  # warm-up
-    rss_before = current_rss_mib()
-    features, seconds = timed_runs(
-        lambda: NativeExtractor().extract(
-            readings, dict.fromkeys(sensors, settings), n_jobs=args.jobs
-        ),
-        args.repeat,
-    )
-    ported_s = None
-    if native:
-        t0 = time.perf_counter()
-        NativeExtractor().extract(readings, dict.fromkeys(sensors, native), n_jobs=args.jobs)
-        ported_s = time.perf_counter() - t0
-    long = pl.from_arrow(features)
-    assert isinstance(long, pl.DataFrame)
-    long.write_parquet(args.out)
-    calculator = pl.col("feature").str.split("__").list.first()
-    per_sensor = long.filter(pl.col("sensor") == sensors[0])
-    return {
-        "seconds": seconds,
-        "rss_before_mib": rss_before,
-        "ported_seconds": ported_s,
-        "calculators_native": sorted(native),
-        "calculators_fallback": sorted(rest),
-        "features_native_per_sensor": per_sensor.filter(calculator.is_in(list(native))).height
-        // max(1, per_sensor["era_id"].n_unique()),
-        "parallelism": f"in process; fallback tsfresh n_jobs={args.jobs}",
-    }
-
-
-def run_api(args: argparse.Namespace, library: str) -> dict[str, Any]:
-    """``streamfx.extract_features`` on a ``library`` ("polars" or "pandas") long frame, in
-    rounds of one such call and one of the engine alone (``native``'s) on the same readings."""
     import streamfx
-    from streamfx.extract.extractors.native import NativeExtractor
 
-    readings = read_ipc(args.input)
-    sensors = sorted(set(readings["sensor"].to_pylist()))
-    settings = dict.fromkeys(sensors, settings_for(args.set))
+    n_jobs = inspect.signature(streamfx.extract_features).parameters["n_jobs"].default
 
-    def frame(table: pa.Table) -> Any:
-        return pl.from_arrow(table) if library == "polars" else table.to_pandas()
-
-    def api(data: Any) -> Any:
+    def call(frame: pl.DataFrame) -> pl.DataFrame:
         return streamfx.extract_features(
-            data,
-            column_id="era_id",
+            frame,
+            column_id="id",
             column_sort="time",
-            column_kind="sensor",
             column_value="value",
-            default_fc_parameters=args.set,
-            n_jobs=args.jobs,
+            default_fc_parameters=set_name,
         )
 
-    def engine(table: pa.Table) -> pa.Table:
-        return NativeExtractor().extract(table, settings, n_jobs=args.jobs)
-
-    warm = first_era(readings)
-    engine(warm)
-    api(frame(warm))
-    data = frame(readings)
-    rss_before = current_rss_mib()
-    calls = {"engine": lambda: engine(readings), "api": lambda: api(data)}
-    times: dict[str, list[float]] = {"engine": [], "api": []}
-    wide = None
-    for round_ in range(max(args.repeat, API_ROUNDS)):
-        for name in sorted(calls, reverse=round_ % 2 == 0):  # alternate: no order bias
-            outcome, seconds = timed_runs(calls[name], 1)
-            times[name].append(seconds)
-            wide = outcome if wide is None and name == "api" else wide
-            del outcome  # freeing a result is no part of the next call
-    if library == "pandas":
-        wide = pl.from_pandas(wide.rename_axis("era_id").reset_index(), nan_to_null=False)
-    wide_to_long(wide, sensors).write_parquet(args.out)
-    return {
-        "seconds": statistics.median(times["api"]),
-        "engine_seconds": statistics.median(times["engine"]),
-        "ratio": statistics.median(
-            a / e for a, e in zip(times["api"], times["engine"], strict=True)
-        ),
-        "rss_before_mib": rss_before,
-        "parallelism": f"as native; {library} in and out",
-    }
+    return Engine(
+        prepare=pl.from_arrow,
+        call=call,
+        to_polars=lambda wide: wide,
+        versions={"streamfx": streamfx.__version__},
+        parallelism=f"its default n_jobs={n_jobs}",
+        warm_points=None,  # numba: kernels compiled for the paths this length takes
+    )
 
 
-def run_tsfresh_like(args: argparse.Namespace, module: str) -> dict[str, Any]:
-    """``extract_features`` of ``module`` (tsfresh or tsfresh_rs) on a pandas long frame."""
-    try:
-        extract_features: Callable[..., Any] = importlib.import_module(module).extract_features
-    except Exception as exc:  # ImportError, or a broken native module
-        raise Unavailable(f"cannot import {module}: {type(exc).__name__}: {exc}") from exc
-    readings = read_ipc(args.input)
-    sensors = sorted(set(readings["sensor"].to_pylist()))
-    frame = readings.to_pandas()
-    settings = settings_for(args.set)
+def tsfresh_like_engine(module: str, set_name: str) -> Engine:
+    """tsfresh (``n_jobs=2``) or tsfresh-rs (its default parallelism) on a pandas frame."""
+    import importlib
 
-    def extract(data: Any, n_jobs: int) -> Any:
-        return extract_features(
-            data,
-            column_id="era_id",
-            column_sort="time",
-            column_kind="sensor",
-            column_value="value",
-            default_fc_parameters=settings,
-            n_jobs=n_jobs,
-            disable_progressbar=True,
-            impute_function=None,
+    lib = importlib.import_module(module)
+    settings_class = getattr(lib.feature_extraction, f"{set_name.capitalize()}FCParameters")
+    extra = {"n_jobs": 2} if module == "tsfresh" else {}
+
+    def call(frame: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return lib.extract_features(
+                frame,
+                column_id="id",
+                column_sort="time",
+                column_value="value",
+                default_fc_parameters=settings_class(),
+                disable_progressbar=True,
+                **extra,
+            )
+
+    def to_polars(wide: Any) -> pl.DataFrame:
+        return pl.from_pandas(wide.rename_axis("id").reset_index(), nan_to_null=False)
+
+    return Engine(
+        prepare=lambda table: table.to_pandas(),
+        call=call,
+        to_polars=to_polars,
+        versions={module.replace("_", "-"): lib.__version__},
+        parallelism="n_jobs=2 processes" if extra else "its default: a thread per core",
+    )
+
+
+def tsfx_engine(set_name: str) -> Engine:
+    import tsfx
+
+    setting = getattr(tsfx.FeatureSetting, set_name.capitalize())
+
+    def call(frame: pl.LazyFrame) -> pl.DataFrame:
+        return tsfx.extract_features(
+            frame,
+            tsfx.ExtractionSettings(
+                grouping_cols=["id"], feature_setting=setting, value_cols=["value"]
+            ),
         )
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        extract(frame[frame["era_id"] == frame["era_id"].iloc[0]], 1)  # warm-up, one era
-        rss_before = current_rss_mib()
-        wide, seconds = timed_runs(lambda: extract(frame, args.jobs), args.repeat)
-    wide.index.name = "era_id"
-    frame_out = pl.from_pandas(wide.reset_index(), nan_to_null=False)
-    wide_to_long(frame_out, sensors).write_parquet(args.out)
-    kind = "threads" if module == "tsfresh_rs" else "processes"
-    return {
-        "seconds": seconds,
-        "rss_before_mib": rss_before,
-        "version": getattr(sys.modules[module], "__version__", "?"),
-        "parallelism": f"n_jobs={args.jobs} {kind}",
-    }
+    return Engine(
+        prepare=lambda table: pl.from_arrow(table).lazy(),
+        call=call,
+        to_polars=lambda wide: wide,
+        versions={"tsfx": metadata.version("tsfx"), "polars (tsfx venv)": pl.__version__},
+        parallelism="its default: polars' pool, a thread per core",
+    )
 
 
-def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole ``streamfx run`` command as a subprocess; its output parquet in long form."""
-    from streamfx.classify.plan import available_cores
-
-    command = [sys.executable, "-m", "streamfx.cli", "run", str(args.pipeline), "-q"]
-    t0 = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - t0
-    peak = peak_rss_mib()[1]  # the CLI or its largest worker, before we read anything
-    if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise RuntimeError(f"streamfx run exited {done.returncode}: {tail}")
-    out = Path(args.pipeline).parent / "e2e-output"
-    report = json.loads(max((out / "runs").glob("*.json"), key=os.path.getmtime).read_text())
-    wide = pl.read_parquet(out / "features.parquet")
-    sensors = sorted({c.split("__", 1)[0] for c in wide.columns if "__" in c})
-    wide_to_long(wide, sensors).drop_nulls("value").write_parquet(args.out)
-    return {
-        "seconds": seconds,
-        "peak_rss_mib": peak,
-        "peak_rss_note": "largest process",
-        "eras_done": report["eras"]["done"],
-        "eras_skipped": report["eras"]["skipped"],
-        "run_seconds": report.get("seconds"),
-        "timings_s": report.get("timings_s", {}),
-        "parallelism": f"default executor ({available_cores()} CPU workers)",
-    }
-
-
-WORKERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "native": run_native,
-    "api-polars": lambda args: run_api(args, "polars"),
-    "api-pandas": lambda args: run_api(args, "pandas"),
-    "tsfresh": lambda args: run_tsfresh_like(args, "tsfresh"),
-    "tsfresh-rs": lambda args: run_tsfresh_like(args, "tsfresh_rs"),
-    "e2e": run_e2e,
+ENGINE_FACTORIES: dict[str, Callable[[str], Engine]] = {
+    "streamfx": streamfx_engine,
+    "tsfresh": lambda s: tsfresh_like_engine("tsfresh", s),
+    "tsfresh-rs": lambda s: tsfresh_like_engine("tsfresh_rs", s),
+    "tsfx": tsfx_engine,
 }
 
 
+class PeakRss:
+    """The peak RSS (MiB) of this process plus its children, sampled in a thread while active."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process, self.psutil = psutil.Process(), psutil
+        self.peak, self._stop, self._thread = 0.0, threading.Event(), None
+
+    def now(self, children: Sequence[Any] = ()) -> float:
+        total = self.process.memory_info().rss
+        for child in children:
+            with contextlib.suppress(self.psutil.Error):
+                total += child.memory_info().rss
+        return total / MIB
+
+    def _run(self) -> None:
+        children: list[Any] = []
+        for tick in range(sys.maxsize):
+            if tick % 50 == 0:  # new children (tsfresh's pool) every 0.25 s
+                with contextlib.suppress(self.psutil.Error):
+                    children = self.process.children(recursive=True)
+            self.peak = max(self.peak, self.now(children))
+            if self._stop.wait(SAMPLE_S):
+                return
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.now()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self._stop.clear()
+
+
+def max_rss_mib() -> tuple[float, float]:
+    """``ru_maxrss`` of this process and of its largest waited-for child (MiB)."""
+    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / MIB
+    return own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / MIB
+
+
 def worker_main(args: argparse.Namespace) -> int:
-    """Run one engine and write its JSON result (peak RSS included) to ``args.result``."""
-    result: dict[str, Any] = {"engine": args.worker}
-    try:
-        result |= WORKERS[args.worker](args)
-    except Unavailable as exc:
-        result["unavailable"] = str(exc)
-    if "peak_rss_mib" not in result:
-        own, child = peak_rss_mib()
-        result |= {"peak_rss_mib": own + child, "own_rss_mib": own, "child_rss_mib": child}
+    """Run one engine on one input and write its timings, memory and long output."""
+    engine = ENGINE_FACTORIES[args.worker](args.set)
+    sampler = PeakRss()
+    rss_imports = sampler.now()
+    table = read_ipc(args.input)
+    if args.subset:
+        table = first_series(table, args.subset)
+    warm = engine.prepare(first_series(table, WARM_SERIES, engine.warm_points))
+    engine.call(warm)
+    data = engine.prepare(table)
+    del warm
+    times, added, wide = [], 0.0, None
+    while len(times) < args.repeat and (not times or times[0] <= SLOW_CALL_S):
+        wide = None  # the previous result is no part of this call
+        gc.collect()
+        with PeakRss() as peak:
+            rss_before = peak.peak
+            t0 = time.perf_counter()
+            wide = engine.call(data)
+            times.append(time.perf_counter() - t0)
+        added = max(added, peak.peak - rss_before)
+    frame = engine.to_polars(wide)
+    values = [c for c in frame.columns if c != "id"]
+    long = frame.select(
+        pl.col("id").cast(pl.Int64), *(pl.col(c).cast(pl.Float64) for c in values)
+    ).unpivot(index="id", variable_name="feature", value_name="value")
+    long.with_columns(pl.col("feature").str.replace(r"^value__", "")).write_parquet(args.out)
+    own, child = max_rss_mib()
+    result = {
+        "seconds": statistics.median(times),
+        "times": times,
+        "series": frame.height,
+        "features": len(values),
+        "rss_imports_mib": rss_imports,
+        "rss_before_mib": rss_before,
+        "rss_added_mib": added,
+        "ru_maxrss_mib": own,
+        "ru_maxrss_child_mib": child,
+        "versions": engine.versions,
+        "parallelism": engine.parallelism,
+    }
     Path(args.result).write_text(json.dumps(result))
     return 0
 
 
-# -- the parent: input, engines, parity --------------------------------------------------------
+# -- tsfx's names -> tsfresh's ------------------------------------------------------------------
+
+TSFX_CALCULATORS = {
+    "absolute_energy": "abs_energy",
+    "mean_absolute_change": "mean_abs_change",
+    "percentage_of_reoccurring_values_to_all_datapoints": (
+        "percentage_of_reoccurring_datapoints_to_all_datapoints"
+    ),
+}
+TSFX_PARAMETERS = {
+    ("agg_linear_trend", "chunk_size"): "chunk_len",
+    ("agg_linear_trend", "agg"): "f_agg",
+    ("mean_n_absolute_max", "n"): "number_of_maxima",
+}
+# ``name_value``: names with underscores first, else the letters before the first underscore
+PARAMETER = re.compile(
+    r"(chunk_size|chunk_len|f_agg|max_bins|num_segments|segment_focus|number_of_maxima|[a-z]+)_(.*)"
+)
+
+
+def _parameter_value(text: str) -> Any:
+    """``"mean"`` -> mean, ``True``/``t`` -> True, ``1.00``/``1`` -> 1.0, ``(2, 5)``/``2_5`` ->
+    (2.0, 5.0): the value a name stands for, so tsfx's and tsfresh's spellings compare equal."""
+    text = text.strip('"')
+    if text.lower() in ("true", "t", "false", "f"):
+        return text.lower() in ("true", "t")
+    if text.startswith("(") or re.fullmatch(r"\d+(_\d+)+", text):
+        return tuple(float(x) for x in re.split(r"[(),_ ]+", text) if x)
+    try:
+        return round(float(text), 9)  # tsfresh's r_0.15000000000000002 is tsfx's r_0.15
+    except ValueError:
+        return text
+
+
+def feature_key(feature: str, *, tsfx: bool) -> tuple[str, tuple[tuple[str, Any], ...]] | None:
+    """A feature name (without the ``value__`` prefix) as (calculator, sorted parameters)."""
+    calculator, *parts = feature.split("__")
+    if tsfx:
+        for stem in ("agg_linear_trend", "linear_trend"):  # tsfx: linear_trend_slope, ...
+            attr = calculator.removeprefix(f"{stem}_")
+            if attr in ("intercept", "slope"):
+                calculator, parts = stem, [f"attr_{attr}", *parts]
+                break
+        calculator = TSFX_CALCULATORS.get(calculator, calculator)
+    parameters = []
+    for part in parts:
+        match = PARAMETER.fullmatch(part)
+        if match is None:
+            return None
+        name, value = match.groups()
+        name = TSFX_PARAMETERS.get((calculator, name), name) if tsfx else name
+        parameters.append((name, _parameter_value(value)))
+    return calculator, tuple(sorted(parameters))
+
+
+def tsfx_to_tsfresh(tsfx_features: Sequence[str], tsfresh_features: Sequence[str]) -> dict:
+    """tsfx feature -> the tsfresh feature of the same calculator and parameter values."""
+    by_key = {feature_key(f, tsfx=False): f for f in tsfresh_features}
+    found = {f: by_key.get(feature_key(f, tsfx=True)) for f in tsfx_features}
+    return {f: t for f, t in found.items() if t is not None}
+
+
+# -- the parent: inputs, workers, parity ----------------------------------------------------------
 
 
 @dataclass
 class Parity:
-    """How an engine's cells compare with tsfresh's."""
+    """An engine's cells against tsfresh's (on the features they share, for tsfx)."""
 
-    cells: int  # tsfresh's cells, (era, sensor) pairs with readings only
+    cells: int
     equal: int
-    columns: int  # sensor__feature columns
-    columns_differing: int
-    missing: int  # tsfresh cells the engine lacks
-    extra: int  # engine cells tsfresh lacks
-    examples: list[str] = field(default_factory=list)  # feature (number of sensors)
+    features: int  # tsfresh features compared
+    differing: list[str] = field(default_factory=list)  # features with an unequal cell
 
     @property
     def share(self) -> float:
@@ -438,26 +463,41 @@ class Parity:
 
 
 @dataclass
-class Engine:
-    """One engine's result as the worker reported it, plus its parity."""
+class Case:
+    """One (length, set): its input and each engine's result."""
 
-    name: str
-    result: dict[str, Any]
-    parity: Parity | None = None
-    error: str | None = None
+    length: int
+    set_name: str
+    series: int
+    rows: int
+    arrow_mib: float
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # or {"error": ...}
+    parity: dict[str, Parity] = field(default_factory=dict)
+
+    def seconds(self, engine: str, per_series: bool = False) -> float | None:
+        r = self.results.get(engine, {})
+        if "seconds" not in r:
+            return None
+        return r["seconds"] / r["series"] if per_series else r["seconds"]
+
+    def ratio(self, engine: str) -> float | None:
+        """``engine``'s time over streamfx's (per series where tsfresh ran a subset)."""
+        a, b = self.seconds(engine, True), self.seconds("streamfx", True)
+        return a / b if a is not None and b else None
 
     @property
-    def seconds(self) -> float | None:
-        ok = self.error is None and "unavailable" not in self.result
-        return self.result.get("seconds") if ok else None
+    def rss_limit_mib(self) -> float:
+        return RSS_FACTOR * self.arrow_mib + RSS_SLACK_MIB
 
 
-def parity(reference: pl.DataFrame, got: pl.DataFrame, present: pl.DataFrame) -> Parity:
-    """Cells of ``got`` against ``reference`` (both long), restricted to ``present`` pairs."""
-    keys = ["era_id", "sensor", "feature"]
-    ref = reference.join(present, on=["era_id", "sensor"], how="semi")
-    have = got.join(present, on=["era_id", "sensor"], how="semi")
-    joined = ref.join(have, on=keys, how="left", suffix="_got")
+def parity(reference: pl.DataFrame, got: pl.DataFrame, names: dict[str, str] | None) -> Parity:
+    """Cells of ``got`` against ``reference`` (long: id, feature, value), on the ids the
+    reference has; ``names`` maps ``got``'s feature names to the reference's (tsfx)."""
+    if names is not None:
+        got = got.with_columns(pl.col("feature").replace_strict(names, default=None))
+        got = got.drop_nulls("feature")
+        reference = reference.filter(pl.col("feature").is_in(list(names.values())))
+    joined = reference.join(got, on=["id", "feature"], how="left", suffix="_got")
     a, b = pl.col("value"), pl.col("value_got")
     close = (a == b) | (
         (a - b).abs() <= pl.max_horizontal(RTOL * pl.max_horizontal(a.abs(), b.abs()), ATOL)
@@ -470,344 +510,360 @@ def parity(reference: pl.DataFrame, got: pl.DataFrame, present: pl.DataFrame) ->
         .otherwise(close.fill_null(False))
     )
     joined = joined.with_columns(equal=equal.fill_null(False))
-    columns = joined.group_by("sensor", "feature").agg(pl.col("equal").all())
-    differing = columns.filter(~pl.col("equal"))
-    examples = (
-        differing.group_by("feature")
-        .len()
-        .sort(["len", "feature"], descending=[True, False])
-        .head(5)
-    )
+    per_feature = joined.group_by("feature").agg(pl.col("equal").all())
     return Parity(
         cells=joined.height,
         equal=int(joined["equal"].sum()),
-        columns=columns.height,
-        columns_differing=differing.height,
-        missing=int(joined["value_got"].is_null().sum()),
-        extra=have.join(ref, on=keys, how="anti").height,
-        examples=[f"{f} ({n})" for f, n in examples.iter_rows()],
+        features=per_feature.height,
+        differing=sorted(per_feature.filter(~pl.col("equal"))["feature"]),
     )
 
 
-def run_worker(name: str, work: Path, args: argparse.Namespace, env: dict[str, str]) -> Engine:
-    """Run one engine in a fresh ``python bench_extract.py --worker NAME`` process."""
-    result_path, out = work / f"{name}.json", work / f"{name}.parquet"
+def tsfx_python() -> Path:
+    """The tsfx venv's interpreter, the venv made on first use."""
+    python = TSFX_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"tsfx: making {TSFX_VENV} ({' '.join(TSFX_REQUIREMENTS)}), once ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TSFX_VENV)], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", *TSFX_REQUIREMENTS]
+        done = subprocess.run(install, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            python.unlink()  # try again next time
+            raise RuntimeError(f"pip install failed: {done.stderr.strip().splitlines()[-1:]}")
+    return python
+
+
+def run_worker(engine: str, case: Case, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One engine on one case in a fresh process; its result, or ``{"error": ...}``."""
+    stem = work / f"{engine}-{case.length}-{case.set_name}"
+    python, env = Path(sys.executable), dict(os.environ)
+    if engine == "tsfx":
+        try:
+            python = tsfx_python()
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+            return {"error": f"no tsfx venv: {exc}"}
+        env.pop("PYTHONPATH", None)  # nothing of streamfx's environment
+    subset = args.tsfresh_series.get((case.length, case.set_name)) if engine == "tsfresh" else None
     command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--worker",
-        name,
-        "--input",
-        str(work / "input.arrow"),
-        "--result",
-        str(result_path),
-        "--out",
-        str(out),
-        "--set",
-        args.set,
-        "--jobs",
-        str(args.jobs),
-        "--repeat",
-        str(args.repeat),
-        "--pipeline",
-        str(work / "pipeline.yaml"),
-    ]
-    print(f"{name}: running ...", flush=True)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0 or not result_path.exists():
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
-        print(f"{name}: FAILED ({tail})", flush=True)
-        return Engine(name, {}, error=f"failed: {tail}")
-    result = json.loads(result_path.read_text())
-    if "unavailable" in result:
-        print(f"{name}: unavailable ({result['unavailable']})", flush=True)
-    else:
-        print(f"{name}: {result['seconds']:.2f} s, peak RSS {result['peak_rss_mib']:.0f} MiB")
-    return Engine(name, result)
-
-
-def setup_e2e(work: Path, readings: pa.Table, feature_set_name: str) -> dict[str, str]:
-    """Start an embedded PostgreSQL in ``work``, seed celle5 (wide), write the pipeline file."""
-    from streamfx.database import connect, start_embedded
-    from streamfx.source.datasets.aarslev import seed_aarslev
-
-    days = sorted(set(readings["era_id"].to_pylist()))
-    first = dt.datetime.fromisoformat(days[0].replace("Z", "+00:00"))
-    last = dt.datetime.fromisoformat(days[-1].replace("Z", "+00:00"))
+        str(python), str(Path(__file__).resolve()), "--worker", engine, "--set", case.set_name,
+        "--input", str(work / f"input-{case.length}.arrow"), "--result", f"{stem}.json",
+        "--out", f"{stem}.parquet", "--repeat", str(args.repeat),
+    ]  # fmt: skip
+    if subset and subset < case.series:
+        command += ["--subset", str(subset)]
+    print(f"  {engine} ...", end=" ", flush=True)
+    # the work dir as cwd: tsfx would read a .tsfx-config.toml from the working directory
     t0 = time.perf_counter()
-    server = start_embedded(work / "pg")
-    conn = connect(server)
-    try:
-        rows = seed_aarslev(conn, DATA, table="celle5", layout="wide")
-    finally:
-        conn.close()
-    (work / "pipeline.yaml").write_text(
-        PIPELINE.format(
-            start=first.date().isoformat(),
-            end=(last + dt.timedelta(days=1)).date().isoformat(),
-            feature_set=feature_set_name,
-            parquet=work / "e2e-output",
-        )
-    )
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=work, check=False)
+    worker_s = time.perf_counter() - t0
+    if done.returncode != 0 or not Path(f"{stem}.json").exists():
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-2:])
+        print(f"FAILED ({tail})", flush=True)
+        return {"error": f"failed: {tail}"}
+    result = json.loads(Path(f"{stem}.json").read_text()) | {"worker_s": worker_s}
     print(
-        f"e2e: seeded {rows:,} wide rows into embedded PostgreSQL in {time.perf_counter() - t0:.1f} s"
+        f"{result['seconds']:.2f} s on {result['series']:,} series, "
+        f"+{result['rss_added_mib']:.0f} MiB (worker {worker_s:.0f} s)",
+        flush=True,
     )
-    return {**os.environ, "STREAMFX_DSN": server}
+    return result
+
+
+def run_case(length: int, set_name: str, work: Path, args: argparse.Namespace) -> Case:
+    table = read_ipc(work / f"input-{length}.arrow")
+    case = Case(length, set_name, len(table["id"].unique()), table.num_rows, table.nbytes / MIB)
+    print(f"{length} points, {set_name}: {case.series:,} series", flush=True)
+    for engine in args.engines:
+        case.results[engine] = run_worker(engine, case, work, args)
+    if "seconds" not in case.results.get("tsfresh", {}):
+        return case
+    stem = f"{length}-{set_name}"
+    reference = pl.read_parquet(work / f"tsfresh-{stem}.parquet")
+    for engine in ("streamfx", "tsfresh-rs", "tsfx"):
+        if "seconds" in case.results.get(engine, {}):
+            got = pl.read_parquet(work / f"{engine}-{stem}.parquet")
+            names = None
+            if engine == "tsfx":
+                names = tsfx_to_tsfresh(got["feature"].unique(), reference["feature"].unique())
+                case.results[engine]["shared"] = len(names)
+            case.parity[engine] = parity(reference, got, names)
+    return case
 
 
 # -- output ---------------------------------------------------------------------------------
 
 
-def where_the_time_went(timings: dict[str, float]) -> str:
-    """The run report's ``timings_s`` in words: ``plan 0.5 s, extract 2.1 s, ...``."""
-    return ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in timings.items())
+def fmt(x: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
 
 
-def results_table(engines: dict[str, Engine]) -> str:
-    """One row per engine: time, ratios, memory and parity."""
-    t_ts = engines["tsfresh"].seconds if "tsfresh" in engines else None
-    t_rs = engines["tsfresh-rs"].seconds if "tsfresh-rs" in engines else None
-    header = [
-        "engine",
-        "parallelism",
-        "wall s",
-        "× faster than tsfresh",
-        "× faster than tsfresh-rs",
-        "peak RSS MiB",
-        "RSS: at start / own peak + largest child",
-        "parity vs tsfresh (cells equal)",
-        "columns differing",
-        "examples of differing features (sensors)",
-    ]
+def seconds_cell(case: Case, engine: str) -> str:
+    r = case.results.get(engine)
+    if r is None:
+        return "-"
+    if "error" in r:
+        return r["error"][:60]
+    text = f"{r['seconds']:.3f}" if r["seconds"] < 10 else f"{r['seconds']:.1f}"
+    if r["series"] < case.series:
+        text += f" ({r['series']} series: {r['seconds'] / r['series']:.2f} s each)"
+    return text
+
+
+def time_table(cases: list[Case]) -> str:
+    by_key = {(c.length, c.set_name): c for c in cases}
     rows = []
-    for engine in engines.values():
-        r = engine.result
-        if engine.error or "unavailable" in r:
-            why = engine.error or f"unavailable: {r['unavailable']}"
-            rows.append([engine.name, "", why, "-", "-", "-", "-", "-", "-", ""])
-            continue
-        p = engine.parity
+    for c in cases:
+        eff = by_key.get((c.length, "efficient"))
+        comp = c.seconds("streamfx") if c.set_name == "comprehensive" else None
+        base = eff.seconds("streamfx") if eff else None
         rows.append(
             [
-                engine.name,
-                r.get("parallelism", ""),
-                f"{r['seconds']:.2f}",
-                speedup(t_ts, engine.seconds),
-                speedup(t_rs, engine.seconds),
-                f"{r['peak_rss_mib']:.0f}",
-                rss_detail(r),
-                f"{100 * p.share:.3f}% of {p.cells:,}" if p else "-",
-                f"{p.columns_differing:,} of {p.columns:,}" if p else "-",
-                ", ".join(p.examples) if p else "",
+                f"{c.length:,}",
+                c.set_name,
+                f"{c.series:,}",
+                f"{c.arrow_mib:.2f}",
+                *(seconds_cell(c, e) for e in ENGINES),
+                *(fmt(c.ratio(e), ".1f", "×") for e in ENGINES[1:]),
+                fmt(comp / base if comp is not None and base else None, ".2f", "×"),
             ]
         )
+    header = [
+        "points", "set", "series", "Arrow MiB", *(f"{e} s" for e in ENGINES),
+        *(f"{e} / streamfx" for e in ENGINES[1:]), "streamfx comp / eff",
+    ]  # fmt: skip
     return markdown_table(header, rows)
 
 
-def rss_detail(result: dict[str, Any]) -> str:
-    """``start / own + child`` for in-process engines, a note for the end-to-end command."""
-    if "own_rss_mib" not in result:
-        return result.get("peak_rss_note", "")
-    start = result.get("rss_before_mib", 0.0)
-    return f"{start:.0f} / {result['own_rss_mib']:.0f} + {result['child_rss_mib']:.0f}"
+def memory_table(cases: list[Case]) -> str:
+    def cell(c: Case, engine: str) -> str:
+        r = c.results.get(engine, {})
+        if "rss_added_mib" not in r:
+            return "-"
+        return (
+            f"+{r['rss_added_mib']:.0f} (before {r['rss_before_mib']:.0f}, after imports "
+            f"{r['rss_imports_mib']:.0f}; "
+            f"ru_maxrss {r['ru_maxrss_mib']:.0f} + {r['ru_maxrss_child_mib']:.0f})"
+        )
+
+    rows = [
+        [f"{c.length:,}", c.set_name, f"{c.rss_limit_mib:.0f}", *(cell(c, e) for e in ENGINES)]
+        for c in cases
+    ]
+    return markdown_table(["points", "set", "limit MiB", *(f"{e} MiB" for e in ENGINES)], rows)
+
+
+def parity_table(cases: list[Case]) -> str:
+    def cell(c: Case, engine: str) -> str:
+        r, p = c.results.get(engine, {}), c.parity.get(engine)
+        if "features" not in r:
+            return "-"
+        text = f"{r['features']}"
+        if "shared" in r:
+            text += f" ({r['shared']} shared)"
+        if p is not None:
+            text += f": {100 * p.share:.3f}% of {p.cells:,}"
+            if p.differing:
+                text += f"; {len(p.differing)} differ, e.g. {', '.join(p.differing[:2])}"
+        return text
+
+    rows = [[f"{c.length:,}", c.set_name, *(cell(c, e) for e in ENGINES)] for c in cases]
+    return markdown_table(["points", "set", *ENGINES], rows)
 
 
 def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
 
 
-def targets(engines: dict[str, Engine], arrow_mib: float) -> list[str]:
-    """The pass/fail lines of the issue's targets."""
-    native, ts, rs = (engines.get(k) for k in ("native", "tsfresh", "tsfresh-rs"))
-    e2e = engines.get("e2e")
-    t_native = native.seconds if native else None
-    t_ts = ts.seconds if ts else None
-    t_rs = rs.seconds if rs else None
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b else None
-
-    vs_rs, vs_ts = ratio(t_rs, t_native), ratio(t_ts, t_native)
-    vs_e2e = ratio(t_ts, e2e.seconds if e2e else None)
-    share = native.parity.share if native and native.parity else None
-    limit = RSS_FACTOR * arrow_mib + RSS_SLACK_MIB
-    rss = native.result.get("peak_rss_mib") if native and t_native is not None else None
-
-    def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.1f}×"
-
-    return [
-        *api_target(engines),
-        f"- native vs tsfresh-rs: **{fmt(vs_rs)}** faster (target ≥ {NATIVE_VS_RS:g}×) -> "
-        f"**{verdict(None if vs_rs is None else vs_rs >= NATIVE_VS_RS)}**",
-        f"- native vs tsfresh ({ts.result.get('parallelism', '?') if ts else '?'}): "
-        f"**{fmt(vs_ts)}** faster (target ≥ {NATIVE_VS_TSFRESH:g}×) -> "
-        f"**{verdict(None if vs_ts is None else vs_ts >= NATIVE_VS_TSFRESH)}**",
-        f"- native parity vs tsfresh: **{'-' if share is None else f'{100 * share:.3f}%'}** of "
-        f"cells equal (target 100%) -> **{verdict(None if share is None else share == 1.0)}**",
-        f"- e2e `streamfx run` vs tsfresh's extraction alone: **{fmt(vs_e2e)}** faster "
-        f"(target ≥ {E2E_VS_TSFRESH:g}×) -> "
-        f"**{verdict(None if vs_e2e is None else vs_e2e >= E2E_VS_TSFRESH)}**",
-        f"- native peak RSS {'-' if rss is None else f'{rss:.0f}'} MiB ≤ 3 × Arrow input "
-        f"({arrow_mib:.1f} MiB) + {RSS_SLACK_MIB:g} MiB = {limit:.0f} MiB -> "
-        f"**{verdict(None if rss is None else rss <= limit)}**{growth(native)}",
-    ]
-
-
-def api_target(engines: dict[str, Engine]) -> list[str]:
-    """The issue 13 line: ``streamfx.extract_features`` over the engine, per input library."""
-    runs = [e for name, e in engines.items() if name.startswith("api-")]
-    if not runs:
-        return []
-    done = [e for e in runs if e.seconds is not None]
-    parts = [
-        f"{e.name.removeprefix('api-')} in **{e.result['ratio']:.2f}×** "
-        f"({e.seconds:.3f} s vs {e.result['engine_seconds']:.3f} s)"
-        for e in done
-    ]
-    ok = None if len(done) < len(runs) else all(e.result["ratio"] <= API_VS_ENGINE for e in done)
-    return [
-        f"- public API within {API_VS_ENGINE:g}× of the engine (`streamfx.extract_features` "
-        f"over the engine's own call beside it): {', '.join(parts) or '-'} "
-        f"(target ≤ {API_VS_ENGINE:g}×) -> **{verdict(ok)}**"
-    ]
-
-
-def growth(native: Engine | None) -> str:
-    """How much of native's peak is the extraction itself: own peak over RSS at its start."""
-    r = native.result if native else {}
-    if "own_rss_mib" not in r or "rss_before_mib" not in r:
-        return ""
-    return (
-        f" (RSS at the start, after imports and input, {r['rss_before_mib']:.0f} MiB; own peak "
-        f"{r['own_rss_mib'] - r['rss_before_mib']:+.0f} MiB over it; largest child "
-        f"{r['child_rss_mib']:.0f} MiB)"
+def targets(cases: list[Case]) -> list[str]:
+    lines = []
+    for engine, floor in (("tsfresh-rs", VS_TSFRESH_RS), ("tsfx", VS_TSFX)):
+        got = [(c, c.ratio(engine)) for c in cases]
+        known = [(c, r) for c, r in got if r is not None]
+        ok = all(r >= floor for _, r in known) if len(known) == len(got) and known else None
+        worst = min(known, key=lambda cr: cr[1], default=None)
+        at = f"lowest {worst[1]:.2f}× at {worst[0].length:,} {worst[0].set_name}" if worst else "-"
+        lines.append(
+            f"- streamfx {'at least as fast as' if floor == 1 else f'≥ {floor:g}× faster than'} "
+            f"{engine} at every length and set ({engine} / streamfx): {at}: {verdict(ok)}"
+        )
+    shares = [c.parity.get("streamfx") for c in cases]
+    ok = None if None in shares or not shares else all(p.share == 1.0 for p in shares if p)
+    low = min((100 * p.share for p in shares if p), default=None)
+    lines.append(
+        f"- streamfx cells equal to tsfresh: lowest {fmt(low, '.3f', '%')} (target 100%): "
+        f"{verdict(ok)}"
     )
+    eff = {c.length: c.seconds("streamfx") for c in cases if c.set_name == "efficient"}
+    ratios = [
+        (c.length, c.seconds("streamfx") / eff[c.length])
+        for c in cases
+        if c.set_name == "comprehensive" and eff.get(c.length) and c.seconds("streamfx")
+    ]
+    ok = all(r <= COMPREHENSIVE_VS_EFFICIENT for _, r in ratios) if ratios else None
+    lines.append(
+        f"- streamfx comprehensive ≤ {COMPREHENSIVE_VS_EFFICIENT:g}× efficient: "
+        f"{', '.join(f'{n:,}: {r:.2f}×' for n, r in ratios) or '-'}: {verdict(ok)}"
+    )
+    mem = [(c, c.results.get("streamfx", {}).get("rss_added_mib")) for c in cases]
+    known_mem = [(c, m) for c, m in mem if m is not None]
+    ok = all(m <= c.rss_limit_mib for c, m in known_mem) if known_mem else None
+    lines.append(
+        "- streamfx memory added ≤ 3 × Arrow input + 100 MB: "
+        + ", ".join(
+            f"{c.length:,} {c.set_name} +{m:.0f} / {c.rss_limit_mib:.0f}" for c, m in known_mem
+        )
+        + f" MiB: {verdict(ok)}"
+    )
+    return lines
 
 
-def section(
-    engines: dict[str, Engine],
-    readings: pa.Table,
-    arrow_mib: float,
-    command: str,
-    args: argparse.Namespace,
-    load: float,
-) -> str:
+def parallelism(cases: list[Case]) -> str:
+    found: dict[str, str] = {}
+    for c in cases:
+        for engine, r in c.results.items():
+            found.setdefault(engine, r.get("parallelism", "-"))
+    return "; ".join(f"{engine} {p}" for engine, p in found.items())
+
+
+def versions(cases: list[Case]) -> str:
+    found = {}
+    for c in cases:
+        for r in c.results.values():
+            found |= r.get("versions", {})
+    for lib in ("polars", "numpy", "pandas", "pyarrow"):
+        found[lib] = metadata.version(lib)
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        import streamfx
+
+        commit = subprocess.run(
+            ["git", "-C", str(Path(streamfx.__file__).parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        found["streamfx"] = f"{found.get('streamfx', streamfx.__version__)} ({commit})"
+    return ", ".join(f"{lib} {v}" for lib, v in found.items())
+
+
+def section(cases: list[Case], heading: str, command: str, load: float, repeat: int) -> str:
     """The RESULTS.md section, heading included."""
+    from common import machine
+
     from streamfx.classify.plan import available_cores
 
-    days = sorted(set(readings["era_id"].to_pylist()))
-    series = len(
-        set(zip(readings["era_id"].to_pylist(), readings["sensor"].to_pylist(), strict=True))
-    )
-    native = engines.get("native")
+    calls = f"median of {repeat} calls, one where a call takes over {SLOW_CALL_S:g} s"
+    calls = calls if repeat > 1 else "one call"
     lines = [
-        heading(args.days),
+        heading,
         "",
         f"- Date: {timestamp()}",
         f"- Machine: {machine()}; load average at start {load:.2f}",
         f"- Command: `{command}`",
-        f"- Input: celle5, {len(days)} UTC days with readings ({days[0][:10]} .. {days[-1][:10]}), "
-        f"{len(set(readings['sensor'].to_pylist()))} sensors, {series:,} (era, sensor) series, "
-        f"{readings.num_rows:,} readings; feature set `{args.set}` for every sensor; "
-        f"Arrow size of the long table {arrow_mib:.1f} MiB.",
-    ]
-    if native and "calculators_native" in native.result:
-        r = native.result
-        ported = r["ported_seconds"]
-        lines.append(
-            f"- native: {len(r['calculators_native'])} calculators ran natively "
-            f"({', '.join(r['calculators_native']) or 'none'}; {r['features_native_per_sensor']} "
-            f"features per sensor), {len(r['calculators_fallback'])} fell back to tsfresh "
-            f"({', '.join(r['calculators_fallback']) or 'none'}); "
-            f"the ported calculators alone took "
-            f"{'-' if ported is None else f'{ported:.3f}'} s."
+        f"- Versions: {versions(cases)}",
+        f"- Parallelism: {parallelism(cases)}.",
+        "- Input per length (one Arrow table, id / time / value, every engine reads it): "
+        + "; ".join(
+            f"{c.length:,}: {c.series:,} "
+            f"{'celle5 (UTC day, sensor)' if c.length == 144 else 'generated'} series, "
+            f"{c.rows:,} rows, {c.arrow_mib:.2f} MiB"
+            for c in {c.length: c for c in cases}.values()
         )
-    if any(name.startswith("api-") for name in engines):
-        lines.append(
-            '- api-polars / api-pandas: `streamfx.extract_features(frame, column_id="era_id", '
-            'column_sort="time", column_kind="sensor", column_value="value", '
-            f'default_fc_parameters="{args.set}")` on the same readings as a polars / pandas '
-            "long frame, the wide result in the same library; timed in the same process in "
-            f"{API_ROUNDS} rounds (or --repeat if more) of one such call and one of the engine "
-            "alone (native's call), which comes first alternating; the ratio API / engine is the "
-            "median of the rounds' ratios (steadier on a shared machine than separate processes)."
-        )
-    e2e = engines.get("e2e")
-    if e2e and e2e.seconds is not None:
-        lines.append(
-            f"- e2e: `python -m streamfx.cli run <pipeline.yaml> -q` against an embedded "
-            f"PostgreSQL holding the whole export (wide), eras `every: 1d` over the same days: "
-            f"{e2e.result['eras_done']} eras done, {e2e.result['eras_skipped']} skipped (no "
-            f"readings); streamfx's own run time {e2e.result.get('run_seconds')} s "
-            f"({where_the_time_went(e2e.result.get('timings_s', {}))}; the rest of the wall time "
-            f"is starting Python and importing streamfx). Its peak RSS is that of its largest "
-            f"process (CLI or worker)."
-        )
-    lines += [
-        "- Wall s: the extraction call alone, input in memory, imports done, after a warm-up "
-        f"call on the first era, median of {args.repeat} calls (one call for engines over 5 s; "
-        "e2e: the whole command, cold, once). Peak RSS: `ru_maxrss` of the engine's own fresh process plus that of its "
-        "largest child. Parity: cells (era × sensor × feature, (era, sensor) pairs with "
-        "readings) equal to tsfresh's within rtol 1e-6 / atol 1e-9, NaN = NaN, missing = unequal.",
+        + ".",
+        "- Wall s: the extraction call alone (input in memory as the engine takes it, imports "
+        f"and a warm-up call done), {calls}. Ratios: the engine's time over streamfx's, per "
+        "series where tsfresh ran on the first K series only (shown in its cell).",
         "",
-        results_table(engines),
+        time_table(cases),
+        "",
+        "Memory (MiB): peak RSS of the worker and its children during the call (sampled every "
+        "5 ms) minus the RSS just before it (input and warm-up done), that RSS and the RSS "
+        "after imports, and `ru_maxrss` of the worker + its largest child; limit = 3 × Arrow "
+        "input + 100 MB.",
+        "",
+        memory_table(cases),
+        "",
+        "Features per series, and cells equal to tsfresh's (rtol 1e-6 / atol 1e-9, NaN = NaN, "
+        "missing = unequal; tsfx: on the tsfresh features it shares, names mapped):",
+        "",
+        parity_table(cases),
         "",
         "Targets:",
         "",
-        *targets(engines, arrow_mib),
-        "",
+        *targets(cases),
     ]
-    for engine in engines.values():
-        p = engine.parity
-        if p and (p.missing or p.extra):
-            lines.append(
-                f"- {engine.name}: {p.missing:,} tsfresh cells missing, {p.extra:,} extra cells."
-            )
     if load > available_cores():
         lines.append(
             f"- **Warning:** the load average was {load:.1f} on {available_cores()} cores at the "
-            "start: other processes share the CPUs, so wall times are longer than on an idle "
-            "machine (memory and parity are unaffected)."
+            "start: other processes shared the CPUs, so times are longer than on an idle machine."
         )
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return "\n".join(lines) + "\n"
 
 
 # -- main -----------------------------------------------------------------------------------
 
 
+def int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def name_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [x for x in text.split(",") if x]
+        if bad := [n for n in names if n not in choices]:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {', '.join(choices)}")
+        return names
+
+    return parse
+
+
+def length_map(text: str) -> dict[int, int]:
+    pairs = [p.split("=") for p in text.split(",") if p]
+    return {int(k): int(v) for k, v in pairs}
+
+
+def case_map(text: str) -> dict[tuple[int, str], int]:
+    """``10000=4`` (both sets) or ``10000:comprehensive=4`` -> {(length, set): 4}."""
+    found = {}
+    for part in filter(None, text.split(",")):
+        key, count = part.split("=")
+        length, _, set_name = key.partition(":")
+        for s in [set_name] if set_name else SETS:
+            found[int(length), name_list(SETS)(s)[0]] = int(count)
+    return found
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--days", type=int, default=20, help="UTC days with readings (eras)")
     parser.add_argument(
-        "--set",
-        default="efficient",
-        choices=("minimal", "efficient", "comprehensive"),
-        help="tsfresh feature set for every sensor",
+        "--lengths", type=int_list, help="points per series (default 12,144,1000,10000)"
     )
+    parser.add_argument("--sets", type=name_list(SETS), default=list(SETS), help="feature sets")
+    parser.add_argument("--engines", type=name_list(ENGINES), default=list(ENGINES), help="engines")
     parser.add_argument(
-        "--jobs",
-        type=int,
-        default=2,
-        help="n_jobs of tsfresh and tsfresh-rs (and native's fallback)",
-    )
+        "--series", type=length_map, default={},
+        help="LENGTH=N,...: series per length (for 144: celle5 days, x 17 sensors)",
+    )  # fmt: skip
     parser.add_argument(
-        "--repeat",
-        type=int,
-        default=5,
-        help="timed calls per engine, median reported (engines over 5 s: one call)",
-    )
-    parser.add_argument("--skip-e2e", action="store_true", help="leave out the streamfx run row")
+        "--tsfresh-series", type=case_map, default={},
+        help="LENGTH[:SET]=K,...: tsfresh on the first K series only (default "
+        + ",".join(f"{n}:{s}={k}" for (n, s), k in TSFRESH_SERIES.items()) + "; 0 = all)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls (median) under 5 s")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, one call")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write")
     add_output_options(parser, keep=True)
     # internal: one engine in this fresh process
-    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--set", choices=SETS, help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--subset", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--pipeline", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.days < 1 or args.jobs < 0:
-        parser.error("--days must be >= 1 and --jobs >= 0")
+    args.lengths = args.lengths or list(QUICK_LENGTHS if args.quick else LENGTHS)
+    args.series = {**(QUICK_SERIES if args.quick else SERIES), **args.series}
+    args.repeat = 1 if args.quick else args.repeat
+    args.tsfresh_series = {**TSFRESH_SERIES, **args.tsfresh_series}
+    if bad := [n for n in args.lengths if n not in args.series]:
+        parser.error(f"no series count for length {bad}: give --series {bad[0]}=N")
     return args
 
 
@@ -815,36 +871,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(args)
-    command = command_line("bench_extract.py")
-    load = os.getloadavg()[0]
-    work = work_dir("streamfx-bench-extract-", args.keep)  # before the server: removed after it
+    command, load = command_line("bench_extract.py"), os.getloadavg()[0]
+    work = work_dir("streamfx-bench-extract-", args.keep)
     t0 = time.perf_counter()
-    readings = build_readings(args.days)
-    write_ipc(readings, work / "input.arrow")
-    arrow_mib = readings.nbytes / MIB
-    print(
-        f"input: {readings.num_rows:,} readings, "
-        f"{len(set(readings['era_id'].to_pylist()))} days, Arrow {arrow_mib:.1f} MiB",
-        flush=True,
-    )
-    env = dict(os.environ)
-    names = [n for n in ENGINES if not (n == "e2e" and args.skip_e2e)]
-    if "e2e" in names:
-        env = setup_e2e(work, readings, args.set)
-    engines = {name: run_worker(name, work, args, env) for name in names}
-
-    present = pl.from_arrow(readings.select(["era_id", "sensor"])).unique()
-    assert isinstance(present, pl.DataFrame)
-    if engines["tsfresh"].seconds is not None:
-        reference = pl.read_parquet(work / "tsfresh.parquet")
-        for engine in engines.values():
-            if engine.seconds is not None:
-                got = pl.read_parquet(work / f"{engine.name}.parquet")
-                engine.parity = parity(reference, got, present)
-
-    text = section(engines, readings, arrow_mib, command, args, load)
-    total = f"(benchmark total {time.perf_counter() - t0:.0f} s)"
-    publish(text, heading(args.days), write=not args.no_write, note=total)
+    cases = []
+    for length in args.lengths:
+        count = args.series[length]
+        table = celle5(count) if length == 144 else generated(length, count)
+        write_ipc(table, work / f"input-{length}.arrow")
+        cases += [run_case(length, s, work, args) for s in args.sets]
+    heading = HEADING + (" (quick smoke run)" if args.quick else "")
+    text = section(cases, heading, command, load, args.repeat)
+    print(f"\n{text}\n(benchmark total {time.perf_counter() - t0:.0f} s)")
+    if not args.no_write:
+        write_section(text, heading, args.results)
+        print(f"wrote {args.results}")
     return 0
 
 
