@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..model import FEATURES_SCHEMA, READINGS_SCHEMA
 from .calculators import split_settings
-from .extractor import Extractor
+from .extractor import BlockExtractor, Extractor, FeatureBlock, long_table
 from .feature_sets import FCParameters
 from .plugin_calculators import run_plugin_calculators
 from .rolling import rolling_features
@@ -70,6 +70,31 @@ def extract_all(
     warnings_out: list[str] | None = None,
 ) -> pa.Table:
     """The extractor's features plus the plugin calculators named in the same settings."""
+    blocks, rest = extract_all_blocks(
+        extractor,
+        readings,
+        fc_parameters,
+        n_jobs=n_jobs,
+        on_error=on_error,
+        warnings_out=warnings_out,
+    )
+    if not blocks:
+        return rest
+    return pa.concat_tables([long_table(blocks), rest]) if rest.num_rows else long_table(blocks)
+
+
+def extract_all_blocks(
+    extractor: Extractor,
+    readings: pa.Table,
+    fc_parameters: Mapping[str, FCParameters],
+    *,
+    n_jobs: int = 0,
+    on_error: str = "nan",
+    warnings_out: list[str] | None = None,
+) -> tuple[list[FeatureBlock], pa.Table]:
+    """``extract_all``'s features as the extractor's blocks (where it gives them: a
+    BlockExtractor) and FEATURES_SCHEMA rows of the rest (its other features and the plugin
+    calculators')."""
     from ..plugins.manager import feature_calculators
 
     calculators = feature_calculators()
@@ -82,8 +107,12 @@ def extract_all(
             builtin[sensor] = rest
         if mine:
             plugin[sensor] = mine
+    blocks: list[FeatureBlock] = []
     parts = []
-    if builtin:
+    if builtin and isinstance(extractor, BlockExtractor):
+        blocks, extracted = extractor.extract_blocks(readings, builtin, n_jobs=n_jobs)
+        parts.append(extracted)
+    elif builtin:
         parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
     if plugin:
         parts.append(
@@ -91,9 +120,15 @@ def extract_all(
                 readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
             )
         )
-    if not parts:
-        return FEATURES_SCHEMA.empty_table()
-    return pa.concat_tables(parts)
+    parts = [part for part in parts if part.num_rows]
+    rest_table = (
+        FEATURES_SCHEMA.empty_table()
+        if not parts
+        else parts[0]
+        if len(parts) == 1
+        else pa.concat_tables(parts)
+    )
+    return blocks, rest_table
 
 
 class EraFeatures:

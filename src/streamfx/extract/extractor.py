@@ -14,8 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 
+from ..model import FEATURES_SCHEMA
 from .feature_sets import FCParameters
 
 #: Where an extractor computes: the lane its eras are routed to.
@@ -51,6 +54,59 @@ class Extractor(Protocol):
         ``fc_parameters`` maps each sensor to its calculators; sensors absent from it are
         skipped. ``n_jobs`` is the extractor's own parallelism (0 = in this process).
         """
+        ...
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """The features of series computed together: ``values[f, s]`` is feature ``names[f]``
+    (without the sensor prefix) of the series in row ``s`` of ``series`` (era_id, sensor)."""
+
+    series: pl.DataFrame
+    names: list[str]
+    values: np.ndarray  # float64, (features, series), on the host
+
+
+def long_table(blocks: list[FeatureBlock]) -> pa.Table:
+    """FEATURES_SCHEMA rows of ``blocks``, in order: in a block, feature f of series s at row
+    f * series + s. The strings are gathered by polars (no Python strings per cell)."""
+    keys = pl.concat([block.series for block in blocks]).select(
+        pl.col("era_id", "sensor").cast(pl.String)
+    )
+    names = [name for block in blocks for name in block.names]
+    key_index, name_index = [], []
+    key_start = name_start = 0
+    for block in blocks:
+        height = block.series.height
+        rows = np.arange(key_start, key_start + height, dtype=np.int64)
+        features = np.arange(name_start, name_start + len(block.names), dtype=np.int64)
+        key_index.append(np.tile(rows, len(block.names)))
+        name_index.append(np.repeat(features, height))
+        key_start += height
+        name_start += len(block.names)
+    frame = keys[np.concatenate(key_index)].with_columns(
+        pl.Series("feature", names, dtype=pl.String).gather(np.concatenate(name_index)),
+        pl.Series(
+            "value", np.concatenate([b.values.reshape(-1) for b in blocks]), dtype=pl.Float64
+        ),
+    )
+    return frame.to_arrow().cast(FEATURES_SCHEMA)
+
+
+@runtime_checkable
+class BlockExtractor(Protocol):
+    """An extractor that can give its features as matrices: a consumer that wants one row per
+    series (the Python API) then skips building one row per value and pivoting it back."""
+
+    def extract_blocks(
+        self,
+        readings: pa.Table,
+        fc_parameters: Mapping[str, FCParameters],
+        *,
+        n_jobs: int = 0,
+    ) -> tuple[list[FeatureBlock], pa.Table]:
+        """``extract``'s features as blocks, and FEATURES_SCHEMA rows of those it computed
+        otherwise (a calculator left to tsfresh)."""
         ...
 
 

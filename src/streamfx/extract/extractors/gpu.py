@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ...errors import StreamfxError
 from ...plugins.hookspecs import hookimpl
-from ..extractor import Device
+from ..extractor import Device, FeatureBlock
 from ..feature_sets import FCParameters
 from .native import NativeExtractor
 
@@ -91,17 +91,19 @@ class GpuExtractor(NativeExtractor):
         except ImportError:
             return self._cupy.asarray(values)
 
-    def extract(
+    def extract_blocks(
         self,
         readings: pa.Table,
         fc_parameters: Mapping[str, FCParameters],
         *,
         n_jobs: int = 0,
-    ) -> pa.Table:
+    ) -> tuple[list[FeatureBlock], pa.Table]:
+        """The native kernels on CuPy; a batch that does not fit in the GPU's memory runs on
+        the CPU instead (``extract`` comes here too)."""
         self._setup()
         pool = self._cupy.get_default_memory_pool()
         try:
-            return super().extract(readings, fc_parameters, n_jobs=n_jobs)
+            return super().extract_blocks(readings, fc_parameters, n_jobs=n_jobs)
         except self._cupy.cuda.memory.OutOfMemoryError:
             log.warning(
                 "batch of %d readings does not fit in %.1f GB of GPU memory: running it on the CPU",
@@ -109,7 +111,7 @@ class GpuExtractor(NativeExtractor):
                 self.memory_limit_gb,
             )
             pool.free_all_blocks()
-            return NativeExtractor().extract(readings, fc_parameters, n_jobs=n_jobs)
+            return NativeExtractor().extract_blocks(readings, fc_parameters, n_jobs=n_jobs)
         finally:
             pool.free_all_blocks()
 

@@ -26,7 +26,7 @@ from array_api_compat import numpy as array_numpy
 from ...model import FEATURES_SCHEMA
 from ...plugins.hookspecs import hookimpl
 from ..calculators import compute, one_blas_thread, split_settings, to_host
-from ..extractor import Costs, Device
+from ..extractor import Costs, Device, FeatureBlock, long_table
 from ..feature_sets import FCParameters
 from ..series import buckets, series_layout
 from ..warmup import warm_up_once
@@ -72,13 +72,29 @@ class NativeExtractor:
         n_jobs: int = 0,
     ) -> pa.Table:
         """FEATURES_SCHEMA rows for every (era, sensor) series in ``readings``."""
+        blocks, rest = self.extract_blocks(readings, fc_parameters, n_jobs=n_jobs)
+        if not blocks:
+            return rest
+        long = long_table(blocks)
+        return long if rest.num_rows == 0 else pa.concat_tables([long, rest])
+
+    def extract_blocks(
+        self,
+        readings: pa.Table,
+        fc_parameters: Mapping[str, FCParameters],
+        *,
+        n_jobs: int = 0,
+    ) -> tuple[list[FeatureBlock], pa.Table]:
+        """The kernels' features as one block per bucket of equal-length series with the same
+        settings, and FEATURES_SCHEMA rows of the calculators left to tsfresh."""
         wanted = {s: p for s, p in fc_parameters.items() if p}
+        rest_table = FEATURES_SCHEMA.empty_table()
         if readings.num_rows == 0 or not wanted:
-            return FEATURES_SCHEMA.empty_table()
+            return [], rest_table
         series, values = series_layout(readings)
         series = series.filter(pl.col("sensor").is_in(list(wanted)))
         device_values = self.to_device(values)
-        parts: list[pl.DataFrame] = []
+        blocks: list[FeatureBlock] = []
         fallback: dict[str, FCParameters] = {}
         # sensors sharing the same settings share every calculator call (a few groups: the
         # same object is matched at once, an equal one by comparing the dicts)
@@ -97,20 +113,17 @@ class NativeExtractor:
                 fallback.update(dict.fromkeys(sensors, rest))
             if native:
                 members = series.filter(pl.col("sensor").is_in(sensors))
-                parts += self._compute(members, device_values, native, n_jobs)
-        tables = [_long_table(parts)] if parts else []
+                blocks += self._compute(members, device_values, native, n_jobs)
         if fallback:
             subset = readings.filter(pc.is_in(readings["sensor"], pa.array(list(fallback))))
             extracted = TsfreshExtractor().extract(subset, fallback, n_jobs=n_jobs)
-            tables.append(pl.from_arrow(extracted).to_arrow().cast(FEATURES_SCHEMA))
-        if not tables:
-            return FEATURES_SCHEMA.empty_table()
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            rest_table = pl.from_arrow(extracted).to_arrow().cast(FEATURES_SCHEMA)
+        return blocks, rest_table
 
     def _compute(
         self, series: pl.DataFrame, values: Any, settings: dict[str, Any], n_jobs: int = 0
-    ) -> list[tuple[pl.DataFrame, list[str], np.ndarray]]:
-        """Per bucket: its series (era_id, sensor), the feature names and the values, a
+    ) -> list[FeatureBlock]:
+        """One block per bucket: its series (era_id, sensor), the feature names and a
         (features, series) host matrix.
 
         A bucket is computed in row chunks of at most ``CHUNK_VALUES`` values, so the
@@ -136,7 +149,7 @@ class NativeExtractor:
         for bucket, chunks in jobs:
             done = [next(results) for _ in chunks]
             matrix = done[0][1] if len(done) == 1 else np.concatenate([m for _, m in done], 1)
-            out.append((bucket.select("era_id", "sensor"), done[0][0], matrix))
+            out.append(FeatureBlock(bucket.select("era_id", "sensor"), done[0][0], matrix))
         return out
 
     def _matrix(
@@ -175,29 +188,6 @@ def _row_chunks(shape: tuple[int, int], jobs: int) -> list[slice]:
 
 def _call(function: Any) -> Any:
     return function()
-
-
-def _long_table(parts: list[tuple[pl.DataFrame, list[str], np.ndarray]]) -> pa.Table:
-    """FEATURES_SCHEMA rows of ``_compute``'s buckets, in order: in a bucket, feature f of series
-    s at row f * series + s. The strings are gathered by polars (no Python strings per cell)."""
-    keys = pl.concat([bucket for bucket, _, _ in parts]).select(
-        pl.col("era_id", "sensor").cast(pl.String)
-    )
-    names = [name for _, bucket_names, _ in parts for name in bucket_names]
-    key_index, name_index = [], []
-    key_start = name_start = 0
-    for bucket, bucket_names, _ in parts:
-        rows = np.arange(key_start, key_start + bucket.height, dtype=np.int64)
-        features = np.arange(name_start, name_start + len(bucket_names), dtype=np.int64)
-        key_index.append(np.tile(rows, len(bucket_names)))
-        name_index.append(np.repeat(features, bucket.height))
-        key_start += bucket.height
-        name_start += len(bucket_names)
-    frame = keys[np.concatenate(key_index)].with_columns(
-        pl.Series("feature", names, dtype=pl.String).gather(np.concatenate(name_index)),
-        pl.Series("value", np.concatenate([m.reshape(-1) for _, _, m in parts]), dtype=pl.Float64),
-    )
-    return frame.to_arrow().cast(FEATURES_SCHEMA)
 
 
 @hookimpl
