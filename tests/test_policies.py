@@ -252,8 +252,8 @@ def test_impute_function_in_the_api_as_tsfresh() -> None:
     )
     assert np.array_equal(polars.drop("id").to_numpy(), expected.to_numpy())
 
-    with pytest.raises(StreamfxError, match="impute_function: "):
-        extract_features(frame, **arguments, impute_function=lambda df: df.fillna(0))
+    with pytest.raises(StreamfxError, match="impute_function must be a function"):
+        extract_features(frame, **arguments, impute_function="median")
 
 
 # -- one feature set for every sensor, the profile notice -------------------------------------

@@ -1,6 +1,7 @@
 """streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back.
 
-This namespace is the public API: ``extract_features`` for tsfresh users, and everything a
+This namespace is the public API: tsfresh's ``extract_features`` for tsfresh users (see
+docs/api.md), and everything a
 plugin author needs (hooks, calculators, profiles, extractors, sinks and the records they
 exchange), so that a plugin never reaches into streamfx's modules. See docs/plugins.md.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from .api import extract_features
 from .classify.default_profiles import REFERENCE_PROFILE
 from .classify.profiles import SensorClass, SensorProfile, SensorRule
-from .errors import DatabaseLost, StreamfxError
+from .errors import DatabaseLost, InvalidInput, StreamfxError
 from .extract.extractor import Costed, Extractor, FeatureCalculator, MemoryBounded
 from .extract.extractors.native import NativeExtractor
 from .extract.extractors.tsfresh import TsfreshExtractor
@@ -44,6 +45,7 @@ __all__ = [
     "Extractor",
     "FCParameters",
     "FeatureCalculator",
+    "InvalidInput",
     "MemoryBounded",
     "NativeExtractor",
     "ReportFolder",

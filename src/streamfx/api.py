@@ -4,18 +4,23 @@ A tsfresh user switches with one import::
 
     from streamfx import extract_features  # instead of: from tsfresh import extract_features
 
-    X = extract_features(df, column_id="id", column_sort="time", column_kind="kind",
-                         column_value="value")
+    X = extract_features(df, column_id="id", column_sort="time")
 
-The arguments keep tsfresh's names and meaning; the result has tsfresh's shape (one row per
-id, one ``{kind}__{feature}`` column per feature, in tsfresh's order) in the caller's frame
-kind. Internally the input is normalized with polars to ``model.READINGS_SCHEMA`` (id ->
-``era_id``, kind -> ``sensor``, sort -> ``time``) and handed to a registered extractor.
+The arguments are tsfresh 0.21's, in its order and with its meaning; the result has tsfresh's
+shape (one row per id, one ``{kind}__{feature}`` column per feature, in tsfresh's order) in the
+caller's frame kind. Internally the input is normalized with polars to
+``model.READINGS_SCHEMA`` (id -> ``era_id``, kind -> ``sensor``, sort -> ``time``), cut into
+work units of ``chunksize`` series and handed, unit by unit, to a registered extractor through
+a tsfresh distributor (tsfresh's ``MapDistributor`` and its progress bar unless one is given).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,243 +28,393 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import StreamfxError
+from .errors import InvalidInput, StreamfxError
 from .extract.era_features import extract_all
 from .extract.feature_sets import FCParameters, feature_set
 from .extract.impute import impute_matrix
 from .extract.plugin_calculators import check_calculators
-from .model import READINGS_SCHEMA
-from .plugins.manager import get_extractor
+from .frames import Kind, pandas_index, python_ids, to_polars
+from .model import FEATURES_SCHEMA, READINGS_SCHEMA
+from .plugins.manager import feature_calculators, get_extractor
+
+#: ``n_jobs`` of the API's functions when not given: 0, in this process.
+N_JOBS = 0
+#: ``chunksize=None``: about this many work units (5 per worker of a distributor that has
+#: workers), each of at least MIN_UNIT_SERIES series: the progress bar moves, and a unit is
+#: large enough for the vectorized kernels. Without a progress bar to move, in this process,
+#: the readings stay one unit (cutting them costs a pass over them).
+UNITS = 10
+MIN_UNIT_SERIES = 1000
 
 _ID, _ORDER, _KIND, _VALUE, _ERA = "__sfx_id", "__sfx_order", "__sfx_kind", "__sfx_value", "era_id"
+_DICT_KIND = "__sfx_dict_kind"
 
 
 def extract_features(
     timeseries_container: Any,
+    default_fc_parameters: str | FCParameters | None = None,
+    kind_to_fc_parameters: Mapping[Any, str | FCParameters] | None = None,
     column_id: str | None = None,
     column_sort: str | None = None,
     column_kind: str | None = None,
     column_value: str | None = None,
-    default_fc_parameters: str | FCParameters | None = None,
-    kind_to_fc_parameters: Mapping[Any, str | FCParameters] | None = None,
-    engine: str = "native",
-    n_jobs: int = 0,
+    chunksize: int | None = None,
+    n_jobs: int = N_JOBS,
+    show_warnings: bool = False,
+    disable_progressbar: bool = False,
     impute_function: Callable[..., Any] | None = None,
+    profile: bool = False,
+    profiling_filename: str = "profile.txt",
+    profiling_sorting: str = "cumulative",
+    distributor: Any = None,
+    pivot: bool = True,
+    *,
+    engine: str = "native",
 ) -> Any:
-    """Extract features per id, like ``tsfresh.extract_features``.
+    """Extract features per id, like ``tsfresh.extract_features`` (same arguments, same order).
 
     ``timeseries_container``: a polars DataFrame (or LazyFrame), a pyarrow Table (or
-    RecordBatch) or a pandas DataFrame, in tsfresh's long format (``column_kind`` given: one
-    row per id, sort key, kind and value; ``column_value`` guessed when it is the only other
-    column) or its wide format (``column_kind`` None: every column other than id and sort is a
-    kind, or only ``column_value`` when given). Missing values (null/NaN) are refused, as
-    tsfresh does.
+    RecordBatch), a pandas DataFrame, or a dict of them (kind -> frame of id, sort and value),
+    in tsfresh's long format (``column_kind`` given: one row per id, sort key, kind and value;
+    ``column_value`` guessed when it is the only other column) or its wide format
+    (``column_kind`` None: every column other than id and sort is a kind, or only
+    ``column_value`` when given). Ids may be tuples (``roll_time_series``'s) or polars
+    structs. Missing values (null/NaN) are refused, as tsfresh does.
 
     ``column_sort``: the order of each series. None keeps the rows' given order. A timestamp
     (or date) column becomes the readings' ``time`` as is (naive = UTC); any other sortable
     column (numbers, strings, nanosecond times finer than a microsecond) is replaced by its
-    ordinal rank, as microseconds after the epoch, so only the ordering is kept.
+    ordinal rank, so only the ordering is kept, and a plugin calculator that reads times
+    (``kind="series"``) is refused.
 
     ``default_fc_parameters``: "minimal", "efficient", "comprehensive" or a tsfresh settings
-    dict. None means "comprehensive" (tsfresh's default), unless ``kind_to_fc_parameters`` is given: then, as in
-    tsfresh, only the kinds it names are computed. ``kind_to_fc_parameters`` maps kind ->
-    settings (a name or a dict) and overrides the default for those kinds.
+    dict (``MinimalFCParameters()`` and the like). None means comprehensive (tsfresh's default),
+    unless ``kind_to_fc_parameters`` is given: then, as in tsfresh, only the kinds it names are
+    computed. ``kind_to_fc_parameters`` maps kind -> settings (a name or a dict) and overrides
+    the default for those kinds.
 
-    ``engine``: the registered extractor to compute with (``streamfx plugins`` lists them).
-    ``n_jobs``: the extractor's worker processes (0 = in this process).
-    ``impute_function``: None keeps NaN and infinities (tsfresh's default); tsfresh's
-    ``tsfresh.utilities.dataframe_functions.impute`` replaces them column by column as it does
-    (+inf -> max, -inf -> min, NaN -> median of the finite values; 0 in a column without any),
-    for every kind of result. Other functions are refused.
+    ``chunksize``: series per work unit (each unit is one extractor call, one step of the
+    progress bar, one task of a distributor). None: about ten units of at least 1,000 series
+    (five per worker of a distributor with workers), one without a progress bar or a
+    distributor. ``n_jobs``: the extractor's worker processes within a unit (0 = in this
+    process); unused with a ``distributor``, as in tsfresh. ``distributor``: a tsfresh
+    distributor (``MultiprocessingDistributor``, a dask one) that runs the units; tsfresh's
+    ``ApplyDistributor`` is refused.
+
+    ``show_warnings``: show the warnings raised during the call (hidden by default, as in
+    tsfresh; calculators that tsfresh computes keep its default of hiding theirs).
+    ``disable_progressbar``: no progress bar (shown on stderr by default, as in tsfresh).
+    ``impute_function``: None keeps NaN and infinities; a function is called on the result,
+    which it changes in place, as tsfresh does: on a pandas result as is, on a polars or
+    pyarrow one through a pandas frame of the features. tsfresh's ``impute`` itself runs on the
+    feature matrix, with the same figures. ``profile``: profile the call with cProfile into
+    ``profiling_filename``, sorted by ``profiling_sorting``, as tsfresh does.
+
+    ``pivot``: True gives one row per id. False gives tsfresh's unpivoted result, one
+    ``(id, name, value)`` per feature of each series, in tsfresh's order: a list of tuples
+    for pandas input (as tsfresh), a frame of ``column_id``, ``variable``, ``value`` for
+    polars or pyarrow input.
+
+    streamfx's own, keyword only: ``engine``, the registered extractor to compute with
+    (``streamfx plugins`` lists them).
 
     Returns one row per id that got features, sorted by id, columns ``{kind}__{feature}`` in
     tsfresh's order, float64 (NaN where a feature is undefined or the id lacks that kind):
-    pandas in -> pandas DataFrame indexed by the ids (as tsfresh); polars in -> polars
-    DataFrame with the id column first; pyarrow in -> pyarrow Table likewise.
+    pandas in -> pandas DataFrame indexed by the ids (as tsfresh; tuple ids as a MultiIndex);
+    polars in -> polars DataFrame with the id column first; pyarrow in -> pyarrow Table likewise.
+    Bad input raises ``streamfx.InvalidInput``, a ``ValueError`` as tsfresh's.
     """
-    extractor = get_extractor(engine, where="engine")
-    _check_impute(impute_function)
-    frame, output = _to_polars(timeseries_container)
-    long, kinds = _to_long(frame, column_id, column_sort, column_kind, column_value)
-    fc_parameters = _resolve_parameters(kinds, default_fc_parameters, kind_to_fc_parameters)
-
-    long, ids = _id_map(long)
-    time = _time(long)
-    if len(fc_parameters) < len(kinds):  # kinds without settings are not computed
-        long = long.filter(pl.col(_KIND).is_in(list(fc_parameters)))
-    readings = (
-        long.select(
-            pl.col(_ERA), pl.col(_KIND).alias("sensor"), time, pl.col(_VALUE).alias("value")
+    with _profiling(profile, profiling_filename, profiling_sorting), _warnings(show_warnings):
+        try:
+            get_extractor(engine, where="engine")
+        except StreamfxError as exc:
+            raise InvalidInput(str(exc)) from None
+        _check_impute(impute_function, pivot)
+        data = _read(timeseries_container, column_id, column_sort, column_kind, column_value)
+        fc_parameters = _resolve_parameters(
+            data.kinds, default_fc_parameters, kind_to_fc_parameters
         )
-        .to_arrow()
-        .cast(READINGS_SCHEMA)
-    )
-    features = extract_all(extractor, readings, fc_parameters, n_jobs=n_jobs)
-    present, matrix, names = _to_wide(features, ids, kinds, fc_parameters)
-    if impute_function is not None:
-        impute_matrix(matrix)
-    return output(present.rename(column_id), matrix, names)
+        long, ids = _id_map(data.long)
+        time, exact = _time(long)
+        if not exact:
+            _refuse_time_aware(fc_parameters, column_sort, long.schema[_ORDER])
+        if len(fc_parameters) < len(data.kinds):  # kinds without settings are not computed
+            long = long.filter(pl.col(_KIND).is_in(list(fc_parameters)))
+        readings = (
+            long.select(
+                pl.col(_ERA), pl.col(_KIND).alias("sensor"), time, pl.col(_VALUE).alias("value")
+            )
+            .to_arrow()
+            .cast(READINGS_SCHEMA)
+        )
+        features = _extract(
+            readings,
+            fc_parameters,
+            engine=engine,
+            n_jobs=n_jobs,
+            chunksize=chunksize,
+            distributor=distributor,
+            disable_progressbar=disable_progressbar,
+            show_warnings=show_warnings,
+        )
+        present, matrix, feature_names = _to_wide(features, ids, data.kinds, fc_parameters)
+        if not pivot:
+            return _unpivoted(features, ids, data, feature_names, column_id)
+        return _output(data, present.rename(column_id), matrix, feature_names, impute_function)
 
 
-def _check_impute(function: Callable[..., Any] | None) -> None:
-    """Only tsfresh's ``impute``: streamfx applies it to the matrix, whatever the result's kind
-    (a pandas function could not run on a polars or pyarrow result)."""
+@contextlib.contextmanager
+def _profiling(profile: bool, filename: str, sorting: str) -> Iterator[None]:
+    """tsfresh's profiler around the call, its report written to ``filename`` after it."""
+    if not profile:
+        yield
+        return
+    from tsfresh.utilities import profiling
+
+    profiler = profiling.start_profiling()
+    try:
+        yield
+    finally:
+        profiling.end_profiling(profiler, filename=filename, sorting=sorting)
+
+
+@contextlib.contextmanager
+def _warnings(show: bool) -> Iterator[None]:
+    """tsfresh's ``show_warnings``: every warning of the call shown, or none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default" if show else "ignore")
+        yield
+
+
+def _check_impute(function: Callable[..., Any] | None, pivot: bool) -> None:
     if function is None:
         return
-    from tsfresh.utilities.dataframe_functions import impute
-
-    if function is not impute:
-        name = getattr(function, "__qualname__", type(function).__name__)
-        raise StreamfxError(
-            f"impute_function: {name} is not supported; pass None or "
-            "tsfresh.utilities.dataframe_functions.impute"
+    if not callable(function):
+        raise InvalidInput(
+            f"impute_function must be a function such as tsfresh's impute, "
+            f"not a {type(function).__name__}"
         )
+    if not pivot:
+        raise InvalidInput("impute_function imputes the pivoted result: pass pivot=True")
+
+
+def _refuse_time_aware(
+    fc_parameters: Mapping[str, FCParameters], column_sort: str | None, dtype: pl.DataType
+) -> None:
+    """A plugin calculator of kind "series" gets each reading's time: with a sort column that
+    only orders (its ranks), it would compute on made-up times."""
+    calculators = feature_calculators()
+    for kind, settings in fc_parameters.items():
+        for name in settings:
+            calculator = calculators.get(name) if isinstance(name, str) else None
+            if calculator is None or calculator.kind != "series":
+                continue
+            given = (
+                f"column_sort={column_sort!r} holds {dtype}, which only orders the readings"
+                if column_sort
+                else "there is no column_sort"
+            )
+            raise InvalidInput(
+                f"calculator {name!r} (kind {kind!r}) reads the readings' times, but {given}: "
+                "give a column_sort of timestamps or dates (to the microsecond), or leave the "
+                "calculator out"
+            )
 
 
 # -- input ----------------------------------------------------------------------------------
 
 
-def _to_polars(container: Any):
-    """The input as a polars DataFrame, and a function turning the result into its kind."""
-    if isinstance(container, pl.LazyFrame):
-        container = container.collect()
-    if isinstance(container, pl.DataFrame):
-        return container, _polars_output
-    if isinstance(container, pa.RecordBatch):
-        container = pa.Table.from_batches([container])
-    if isinstance(container, pa.Table):
-        frame = pl.from_arrow(container)
-        assert isinstance(frame, pl.DataFrame)
-        return frame, _arrow_output(container.schema)
+@dataclass(frozen=True)
+class _Input:
+    """The input in long form, and what the result needs to know of it."""
 
-    import pandas as pd
-
-    if isinstance(container, pd.DataFrame):
-        if not all(isinstance(c, str) for c in container.columns):
-            raise StreamfxError("pandas input: column names must be strings")
-        try:
-            frame = pl.from_pandas(container)
-        except Exception as exc:
-            raise StreamfxError(f"pandas input could not be read: {exc}") from exc
-        return frame, _pandas_output(container.dtypes)
-    raise StreamfxError(
-        "timeseries_container must be a polars DataFrame, a pyarrow Table or a pandas "
-        f"DataFrame, not {type(container).__name__}"
-    )
+    long: pl.DataFrame  # _ID (as given), _ORDER, _KIND (str), _VALUE (float64)
+    kinds: list[str]  # in tsfresh's column order
+    series_kinds: list[str]  # in the order tsfresh visits an id's series (pivot=False)
+    kind_major: bool  # a dict of frames: tsfresh visits kind after kind, each id within
+    kind: Kind  # what the result goes back as
+    id_type: Any  # the id's pandas dtype or pyarrow type (None for polars)
 
 
-def _require(frame: pl.DataFrame, argument: str, column: str | None) -> None:
-    if column is not None and column not in frame.columns:
-        raise StreamfxError(
-            f"{argument}={column!r} is not a column of the input "
-            f"(columns: {', '.join(frame.columns)})"
-        )
-
-
-def _to_long(
-    frame: pl.DataFrame,
+def _read(
+    container: Any,
     column_id: str | None,
     column_sort: str | None,
     column_kind: str | None,
     column_value: str | None,
-) -> tuple[pl.DataFrame, list[str]]:
-    """Columns _ID (original), _ORDER, _KIND (str), _VALUE (float64); kinds in tsfresh's order."""
+) -> _Input:
     if column_id is None:
-        raise StreamfxError("column_id is required: the column that tells the series apart")
-    for argument, column in (
-        ("column_id", column_id),
-        ("column_sort", column_sort),
-        ("column_kind", column_kind),
-        ("column_value", column_value),
-    ):
-        _require(frame, argument, column)
+        raise InvalidInput("column_id is required: the column that tells the series apart")
+    if isinstance(container, Mapping):
+        return _read_dict(container, column_id, column_sort, column_kind, column_value)
+    frame, kind = to_polars(container)
+    _require(frame, "", column_id=column_id, column_sort=column_sort)
+    id_type = _id_type(container, kind, column_id)
+    if column_kind is not None:
+        long, kinds, series_kinds = _long(
+            frame, "", column_id, column_sort, column_kind, column_value
+        )
+        return _Input(long, kinds, series_kinds, False, kind, id_type)
+    long, kinds = _wide(frame, column_id, column_sort, column_value)
+    return _Input(long, kinds, kinds, False, kind, id_type)
 
+
+def _read_dict(
+    containers: Mapping[Any, Any],
+    column_id: str,
+    column_sort: str | None,
+    column_kind: str | None,
+    column_value: str | None,
+) -> _Input:
+    """tsfresh's dict of frames, kind -> frame of id, sort and value: kinds in the dict's order."""
+    if column_kind is not None:
+        raise InvalidInput(
+            "column_kind: a dict of frames is split by kind already (its keys); leave it None"
+        )
+    if not containers:
+        raise InvalidInput("timeseries_container: the dict holds no frames")
+    parts = []
+    for key, container in containers.items():
+        where = f"timeseries_container[{key!r}]"
+        frame, kind = to_polars(container, where)
+        _require(frame, where, column_id=column_id, column_sort=column_sort)
+        if not parts:
+            first = (kind, _id_type(container, kind, column_id))
+        tagged = frame.with_columns(pl.lit(str(key)).alias(_DICT_KIND))
+        parts.append(_long(tagged, where, column_id, column_sort, _DICT_KIND, column_value)[0])
+    kinds = [str(key) for key in containers]
+    return _Input(pl.concat(parts, how="vertical_relaxed"), kinds, kinds, True, *first)
+
+
+def _id_type(container: Any, kind: Kind, column_id: str) -> Any:
+    if kind == "pandas":
+        return container.dtypes[column_id]
+    if kind == "arrow":
+        return container.schema.field(column_id).type
+    return None
+
+
+def _require(frame: pl.DataFrame, where: str, **columns: str | None) -> None:
+    for argument, column in columns.items():
+        if column is not None and column not in frame.columns:
+            raise InvalidInput(
+                f"{_at(where)}{argument}={column!r} is not a column of the input "
+                f"(columns: {', '.join(frame.columns)})"
+            )
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _base(frame: pl.DataFrame, column_id: str, column_sort: str | None) -> list[pl.Expr]:
     order = pl.col(column_sort) if column_sort else pl.int_range(pl.len(), dtype=pl.Int64)
-    base = [pl.col(column_id).alias(_ID), order.alias(_ORDER)]
-    if column_kind is not None:  # long format
-        if column_value is None:
-            others = [c for c in frame.columns if c not in (column_id, column_sort, column_kind)]
-            if len(others) != 1:
-                raise StreamfxError(
-                    "column_value is needed: cannot guess the value column among "
-                    f"{', '.join(others) or 'no other columns'}"
-                )
-            column_value = others[0]
-        long = frame.select(
-            *base, pl.col(column_kind).alias(_KIND), _float(frame, column_value).alias(_VALUE)
-        )
-        _refuse_missing(long, {_ID: column_id, _ORDER: column_sort, _KIND: column_kind})
-        _refuse_missing_values(long, [column_value])
-        # tsfresh groups by (id, kind) sorted on their own types and names columns in order of
-        # first appearance: kinds of the first id (sorted), then new kinds of the next id, ...,
-        # i.e. kinds sorted by the first id they appear in, then by themselves
-        kinds = (
-            long.group_by(_KIND)
-            .agg(pl.col(_ID).min())
-            .sort([_ID, _KIND])
-            .get_column(_KIND)
-            .cast(pl.String)
-            .to_list()
-        )
-        return long.with_columns(pl.col(_KIND).cast(pl.String)), kinds
+    return [pl.col(column_id).alias(_ID), order.alias(_ORDER)]
 
-    # wide format: every column besides id and sort is one kind, in column order (as tsfresh)
+
+def _long(
+    frame: pl.DataFrame,
+    where: str,
+    column_id: str,
+    column_sort: str | None,
+    column_kind: str,
+    column_value: str | None,
+) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """tsfresh's long format: _ID, _ORDER, _KIND (str), _VALUE; the kinds in tsfresh's column
+    order, and in the order it visits an id's series (sorted)."""
+    _require(frame, where, column_kind=column_kind, column_value=column_value)
+    if column_value is None:
+        others = [c for c in frame.columns if c not in (column_id, column_sort, column_kind)]
+        if len(others) != 1:
+            raise InvalidInput(
+                f"{_at(where)}column_value is needed: cannot guess the value column among "
+                f"{', '.join(others) or 'no other columns'}"
+            )
+        column_value = others[0]
+    long = frame.select(
+        *_base(frame, column_id, column_sort),
+        pl.col(column_kind).alias(_KIND),
+        _float(frame, column_value, where).alias(_VALUE),
+    )
+    _refuse_missing(long, {_ID: column_id, _ORDER: column_sort, _KIND: column_kind}, where)
+    _refuse_missing_values(long, [column_value], where)
+    # tsfresh groups by (id, kind) sorted on their own types and names columns in order of
+    # first appearance: kinds of the first id (sorted), then new kinds of the next id, ...,
+    # i.e. kinds sorted by the first id they appear in, then by themselves
+    firsts = long.group_by(_KIND).agg(pl.col(_ID).min())
+    kinds = firsts.sort([_ID, _KIND]).get_column(_KIND).cast(pl.String).to_list()
+    visited = firsts.get_column(_KIND).sort().cast(pl.String).to_list()
+    return long.with_columns(pl.col(_KIND).cast(pl.String)), kinds, visited
+
+
+def _wide(
+    frame: pl.DataFrame, column_id: str, column_sort: str | None, column_value: str | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """tsfresh's wide format: every column besides id and sort is one kind, in column order."""
+    _require(frame, "", column_value=column_value)
     kinds = (
         [column_value]
         if column_value is not None
         else [c for c in frame.columns if c not in (column_id, column_sort)]
     )
     if not kinds:
-        raise StreamfxError(
+        raise InvalidInput(
             "no value columns: the wide format needs columns besides column_id and column_sort"
         )
-    wide = frame.select(*base, *(_float(frame, k).alias(k) for k in kinds))
-    _refuse_missing(wide, {_ID: column_id, _ORDER: column_sort})
-    _refuse_missing_values(wide, kinds)
+    wide = frame.select(
+        *_base(frame, column_id, column_sort), *(_float(frame, k, "").alias(k) for k in kinds)
+    )
+    _refuse_missing(wide, {_ID: column_id, _ORDER: column_sort}, "")
+    _refuse_missing_values(wide, kinds, "")
     long = wide.unpivot(on=kinds, index=[_ID, _ORDER], variable_name=_KIND, value_name=_VALUE)
     return long, kinds
 
 
-def _float(frame: pl.DataFrame, column: str) -> pl.Expr:
+def _float(frame: pl.DataFrame, column: str, where: str) -> pl.Expr:
     dtype = frame.schema[column]
     if not (dtype.is_numeric() or dtype == pl.Boolean):
-        raise StreamfxError(f"value column {column!r} holds {dtype}, not numbers")
+        raise InvalidInput(f"{_at(where)}value column {column!r} holds {dtype}, not numbers")
     return pl.col(column).cast(pl.Float64)
 
 
-def _refuse_missing(frame: pl.DataFrame, columns: Mapping[str, str | None]) -> None:
+def _refuse_missing(frame: pl.DataFrame, columns: Mapping[str, str | None], where: str) -> None:
     for internal, name in columns.items():
         if name is not None and frame.get_column(internal).null_count():
-            raise StreamfxError(f"column {name!r} must not contain missing values")
+            raise InvalidInput(f"{_at(where)}column {name!r} must not contain missing values")
 
 
-def _refuse_missing_values(frame: pl.DataFrame, names: Sequence[str]) -> None:
+def _refuse_missing_values(frame: pl.DataFrame, names: Sequence[str], where: str) -> None:
     """Refuse null or NaN values: long frames hold them in _VALUE, wide ones under their names."""
     internals = [_VALUE] if _VALUE in frame.columns else list(names)
     for internal, name in zip(internals, names, strict=True):
         column = frame.get_column(internal)
         if column.null_count() or column.is_nan().any():
-            raise StreamfxError(f"column {name!r} must not contain missing values (null or NaN)")
+            raise InvalidInput(
+                f"{_at(where)}column {name!r} must not contain missing values (null or NaN)"
+            )
 
 
 def _id_map(long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``long`` with each row's string era_id, and each original id (column _ID) with its
-    era_id, sorted by id. The era_id is the id as text where that is one-to-one (no join)."""
+    era_id, sorted by id. The era_id is the id as text where that is one-to-one (no join);
+    structs and lists (tuple ids) are numbered."""
     ids = long.select(_ID).unique().sort(_ID)
-    era = ids.get_column(_ID).cast(pl.String, strict=False)
-    if era.null_count() or era.n_unique() != ids.height:  # not printable one-to-one: number them
-        ids = ids.with_columns(pl.int_range(ids.height).cast(pl.String).alias(_ERA))
-        return long.join(ids, on=_ID, how="left", maintain_order="left"), ids
-    text = pl.col(_ID).cast(pl.String, strict=False).alias(_ERA)
-    return long.with_columns(text), ids.with_columns(era.alias(_ERA))
+    if not long.schema[_ID].is_nested():
+        era = ids.get_column(_ID).cast(pl.String, strict=False)
+        if not era.null_count() and era.n_unique() == ids.height:
+            text = pl.col(_ID).cast(pl.String, strict=False).alias(_ERA)
+            return long.with_columns(text), ids.with_columns(era.alias(_ERA))
+    ids = ids.with_columns(pl.int_range(ids.height).cast(pl.String).alias(_ERA))
+    return long.join(ids, on=_ID, how="left", maintain_order="left"), ids
 
 
-def _time(long: pl.DataFrame) -> pl.Expr:
-    """The ``time`` column: real timestamps kept, any other ordering turned into ranks."""
+def _time(long: pl.DataFrame) -> tuple[pl.Expr, bool]:
+    """The ``time`` column, and whether it holds the input's times: real timestamps are kept,
+    any other ordering is turned into ranks (one microsecond apart from the epoch on)."""
     dtype = long.schema[_ORDER]
     order = pl.col(_ORDER)
     if dtype == pl.Date:
-        return order.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("time")
+        return order.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("time"), True
     if isinstance(dtype, pl.Datetime):
         exact = (
             dtype.time_unit != "ns"
@@ -271,10 +426,10 @@ def _time(long: pl.DataFrame) -> pl.Expr:
                 if dtype.time_zone
                 else order.dt.replace_time_zone("UTC")
             )
-            return utc.dt.cast_time_unit("us").alias("time")
-    # ordinal rank: ties keep the rows' order; one microsecond apart from the epoch on
+            return utc.dt.cast_time_unit("us").alias("time"), True
+    # ordinal rank: ties keep the rows' order
     rank = order.rank("ordinal").cast(pl.Int64)
-    return pl.from_epoch(rank, time_unit="us").dt.replace_time_zone("UTC").alias("time")
+    return pl.from_epoch(rank, time_unit="us").dt.replace_time_zone("UTC").alias("time"), False
 
 
 def _resolve_parameters(
@@ -284,7 +439,7 @@ def _resolve_parameters(
 ) -> dict[str, dict[str, Any]]:
     """Settings of each kind to compute, in tsfresh's rules (kinds without settings are skipped)."""
     if per_kind is not None and not isinstance(per_kind, Mapping):
-        raise StreamfxError(
+        raise InvalidInput(
             "kind_to_fc_parameters must map kinds to feature sets, "
             f"not be a {type(per_kind).__name__}"
         )
@@ -300,16 +455,109 @@ def _resolve_parameters(
 
 def _settings(spec: Any, where: str) -> dict[str, Any]:
     if not isinstance(spec, str | Mapping):
-        raise StreamfxError(
+        raise InvalidInput(
             f"{where}: expected minimal, efficient, comprehensive or a dict of calculators, "
             f"not a {type(spec).__name__}"
         )
     try:
         settings = feature_set(spec)
+        check_calculators(settings, where)
+    except InvalidInput:
+        raise
     except StreamfxError as exc:
-        raise StreamfxError(f"{where}: {exc}") from exc
-    check_calculators(settings, where)
+        message = str(exc)
+        raise InvalidInput(
+            message if message.startswith(where) else f"{where}: {message}"
+        ) from None
     return settings
+
+
+# -- extraction -----------------------------------------------------------------------------
+
+
+def _extract(
+    readings: pa.Table,
+    fc_parameters: Mapping[str, FCParameters],
+    *,
+    engine: str,
+    n_jobs: int,
+    chunksize: int | None,
+    distributor: Any,
+    disable_progressbar: bool,
+    show_warnings: bool,
+) -> pa.Table:
+    """The features of ``readings``, unit after unit through the distributor."""
+    from tsfresh.utilities.distribution import (
+        ApplyDistributor,
+        DistributorBaseClass,
+        MapDistributor,
+    )
+
+    whole = distributor is None and chunksize is None and disable_progressbar
+    if distributor is None:
+        distributor = MapDistributor(
+            disable_progressbar=disable_progressbar, progressbar_title="Feature Extraction"
+        )
+    elif isinstance(distributor, ApplyDistributor) or not isinstance(
+        distributor, DistributorBaseClass
+    ):
+        raise InvalidInput(
+            f"distributor: {type(distributor).__name__} is not one streamfx can hand its work "
+            "units to; pass n_jobs, or one of tsfresh's MapDistributor, "
+            "MultiprocessingDistributor, LocalDaskDistributor or ClusterDaskDistributor"
+        )
+    else:
+        n_jobs = 0  # the distributor runs the units in parallel; tsfresh ignores n_jobs too
+    workers = getattr(distributor, "n_workers", 0) or 0
+    units = [readings] if whole else _units(readings, chunksize, workers)
+    tables = distributor.map_reduce(
+        _extract_unit,
+        data=units,
+        chunk_size=1,
+        function_kwargs={
+            "engine": engine,
+            "fc_parameters": fc_parameters,
+            "n_jobs": n_jobs,
+            "show_warnings": show_warnings,
+        },
+    )
+    return pa.concat_tables(tables) if tables else FEATURES_SCHEMA.empty_table()
+
+
+def _units(readings: pa.Table, chunksize: int | None, workers: int) -> list[pa.Table]:
+    """``readings`` cut into units of ``chunksize`` series. The series go in order of their
+    length, so a unit holds whole buckets of equal-length series (one kernel call each), as
+    the undivided readings would."""
+    if chunksize is not None and (
+        isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1
+    ):
+        raise InvalidInput(f"chunksize must be a positive number of series, not {chunksize!r}")
+    if readings.num_rows == 0:
+        return []
+    frame = pl.from_arrow(readings)
+    assert isinstance(frame, pl.DataFrame)
+    keys = ["era_id", "sensor"]
+    series = frame.group_by(keys).len().sort(["len", *keys])
+    size = chunksize or max(MIN_UNIT_SERIES, math.ceil(series.height / (5 * workers or UNITS)))
+    if size >= series.height:
+        return [readings]
+    unit = series.select(*keys, (pl.int_range(pl.len()) // size).alias("__sfx_unit"))
+    parts = frame.join(unit, on=keys).partition_by("__sfx_unit", maintain_order=False)
+    parts.sort(key=lambda part: part["__sfx_unit"][0])
+    return [part.drop("__sfx_unit").to_arrow().cast(READINGS_SCHEMA) for part in parts]
+
+
+def _extract_unit(
+    readings: pa.Table,
+    *,
+    engine: str,
+    fc_parameters: Mapping[str, FCParameters],
+    n_jobs: int,
+    show_warnings: bool,
+) -> list[pa.Table]:
+    """One unit's features (a distributor's map function: it may run in another process)."""
+    with _warnings(show_warnings):
+        return [extract_all(get_extractor(engine), readings, fc_parameters, n_jobs=n_jobs)]
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -444,30 +692,96 @@ def _polars_output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) ->
     return pl.concat([ids.to_frame(), wide], how="horizontal")
 
 
-def _arrow_output(schema: pa.Schema):
-    def output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> pa.Table:
-        table = _arrow_table(ids, matrix, names)
-        field = schema.field(ids.name)
-        try:
-            column = table.column(0).cast(field.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return table
-        return table.set_column(0, pa.field(ids.name, field.type), column)
-
-    return output
+def _arrow_output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray, id_type: Any):
+    """The Arrow table, its id column of the input's type where it casts back."""
+    table = _arrow_table(ids, matrix, names)
+    try:
+        column = table.column(0).cast(id_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
+    return table.set_column(0, pa.field(ids.name, id_type), column)
 
 
-def _pandas_output(dtypes: Any):
-    def output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray) -> Any:
-        import pandas as pd
+def _pandas_output(ids: pl.Series, matrix: np.ndarray, names: pa.StringArray, id_type: Any):
+    """tsfresh's frame: indexed by the ids (of the input's dtype, unnamed), sorted."""
+    import pandas as pd
 
-        index = pd.Index(ids.to_pandas()).astype(dtypes[ids.name])
-        index.name = None  # as tsfresh
-        if len(names):  # pandas' own string type, as from a list
-            values, columns = matrix, pd.Index(names.to_pandas())
-        else:
-            values, columns = None, pd.Index([])
-        result = pd.DataFrame(values, index=index, columns=columns, dtype=float, copy=False)
-        return result.sort_index()
+    if len(names):  # pandas' own string type, as from a list
+        values, columns = matrix, pd.Index(names.to_pandas())
+    else:
+        values, columns = None, pd.Index([])
+    index = pandas_index(ids, id_type)
+    result = pd.DataFrame(values, index=index, columns=columns, dtype=float, copy=False)
+    return result.sort_index()
 
-    return output
+
+def _output(
+    data: _Input,
+    ids: pl.Series,
+    matrix: np.ndarray,
+    names: pa.StringArray,
+    impute_function: Callable[..., Any] | None,
+) -> Any:
+    """The result in the input's kind, imputed as asked."""
+    if impute_function is not None:
+        from tsfresh.utilities.dataframe_functions import impute
+
+        if impute_function is impute:
+            impute_matrix(matrix)
+            impute_function = None
+        elif data.kind != "pandas":
+            matrix, names = _impute_in_pandas(matrix, names, impute_function)
+            impute_function = None
+    if data.kind == "pandas":
+        result = _pandas_output(ids, matrix, names, data.id_type)
+        if impute_function is not None:
+            impute_function(result)  # in place, its result unused: as tsfresh calls it
+        return result
+    if data.kind == "arrow":
+        return _arrow_output(ids, matrix, names, data.id_type)
+    return _polars_output(ids, matrix, names)
+
+
+def _impute_in_pandas(
+    matrix: np.ndarray, names: pa.StringArray, function: Callable[..., Any]
+) -> tuple[np.ndarray, pa.StringArray]:
+    """``function`` (written for tsfresh's pandas result) on a pandas frame of the features."""
+    import pandas as pd
+
+    frame = pd.DataFrame(matrix, columns=pd.Index(names.to_pylist()), dtype=float)
+    function(frame)
+    return frame.to_numpy(dtype=np.float64), pa.array(frame.columns.to_list(), pa.string())
+
+
+def _unpivoted(
+    features: pa.Table,
+    ids: pl.DataFrame,
+    data: _Input,
+    names: pa.StringArray,
+    column_id: str | None,
+) -> Any:
+    """tsfresh's ``pivot=False`` result: ``(id, name, value)`` for each feature of each series,
+    series in the order tsfresh visits them, each series' features in the columns' order."""
+    keys = ["__sfx_kind_rank", "__sfx_id_rank", "__sfx_place"]
+    if not data.kind_major:
+        keys[:2] = keys[1::-1]
+    rows = (
+        pl.from_arrow(features)
+        .with_columns(name=pl.col("sensor") + "__" + pl.col("feature"))
+        .join(ids.with_row_index("__sfx_id_rank"), on=_ERA)
+        .join(
+            pl.DataFrame({"sensor": data.series_kinds}).with_row_index("__sfx_kind_rank"),
+            on="sensor",
+        )
+        .join(
+            pl.DataFrame({"name": pa.array(names, pa.string())}).with_row_index("__sfx_place"),
+            on="name",
+        )
+        .sort(keys)
+    )
+    variable = rows["name"]
+    values = rows["value"].fill_null(float("nan"))
+    if data.kind == "pandas":
+        return list(zip(python_ids(rows[_ID]), variable.to_list(), values.to_list(), strict=True))
+    frame = pl.DataFrame({column_id: rows[_ID], "variable": variable, "value": values})
+    return frame.to_arrow() if data.kind == "arrow" else frame

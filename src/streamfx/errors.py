@@ -1,4 +1,5 @@
-"""Exceptions the CLI turns into one clean line: bad input (exit 2), a database lost (exit 1)."""
+"""Exceptions the CLI turns into one clean line: bad input (exit 2), a database lost (exit 1);
+and the Python API's bad input, a ``ValueError`` as in tsfresh."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ class StreamfxError(Exception):
     """
 
     exit_code = 2
+
+
+class InvalidInput(StreamfxError, ValueError):
+    """Bad input to the Python API (``streamfx.extract_features`` and its companions).
+
+    A ``ValueError`` too, as tsfresh raises, so code written to catch tsfresh's errors catches
+    streamfx's. ``StreamfxError`` itself is none: pydantic takes a ``ValueError`` raised inside
+    a validator for a validation error of its own, which would reword the CLI's messages.
+    """
 
 
 class DatabaseLost(StreamfxError):

@@ -1,0 +1,266 @@
+"""streamfx as a drop-in for tsfresh: tsfresh's documented examples with streamfx in tsfresh's
+place and every argument of its signature, each compared with tsfresh itself."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import tsfresh
+from tsfresh.feature_extraction import EfficientFCParameters, MinimalFCParameters
+from tsfresh.utilities.dataframe_functions import impute
+from tsfresh.utilities.dataframe_functions import roll_time_series as tsfresh_roll
+from tsfresh.utilities.distribution import ApplyDistributor, MapDistributor
+
+import streamfx
+from streamfx import InvalidInput, StreamfxError
+
+QUIET = {"disable_progressbar": True}
+ROBOT = {"column_id": "id", "column_sort": "time"}
+SMALL = {"mean": None, "maximum": None, "autocorrelation": [{"lag": 1}]}
+
+
+def robot(ids: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """tsfresh's robot execution failures layout (``load_robot_execution_failures``): 15
+    integer readings of six forces and torques per id, and ``y`` (True: a normal run),
+    generated: failures are larger and offset, so some features are relevant."""
+    rng = np.random.default_rng(seed)
+    y = pd.Series({i: bool(i % 2) for i in range(1, ids + 1)})
+    rows = [
+        [i, t, *np.round(rng.normal(10 * (not ok), 2 if ok else 30, 6)).astype(int)]
+        for i, ok in y.items()
+        for t in range(15)
+    ]
+    columns = ["id", "time", "F_x", "F_y", "F_z", "T_x", "T_y", "T_z"]
+    return pd.DataFrame(rows, columns=columns), y
+
+
+def tsfresh_extract(*args, **kwargs) -> pd.DataFrame:
+    return tsfresh.extract_features(*args, n_jobs=0, **QUIET, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def robots() -> tuple[pd.DataFrame, pd.Series]:
+    return robot(30)
+
+
+# -- tsfresh's documented examples ---------------------------------------------------------
+
+
+def test_robot_example_efficient_values_equal_tsfresh() -> None:
+    df, _ = robot(4)
+    settings = EfficientFCParameters()
+    expected = tsfresh_extract(df, settings, **ROBOT)
+    got = streamfx.extract_features(df, settings, **ROBOT, **QUIET)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-6, atol=1e-9)
+
+
+# -- extract_features: tsfresh's signature, every argument ---------------------------------
+
+
+def test_signatures_are_tsfreshs() -> None:
+    pairs = [(streamfx.extract_features, tsfresh.extract_features)]
+    for ours, theirs in pairs:
+        mine = inspect.signature(ours).parameters.values()
+        positional = [p.name for p in mine if p.kind is not p.KEYWORD_ONLY]
+        assert positional == list(inspect.signature(theirs).parameters), ours.__name__
+
+
+def test_positional_order_and_settings_objects(robots) -> None:
+    df, _ = robots
+    by_position = streamfx.extract_features(
+        df, MinimalFCParameters(), None, "id", "time", None, None, None, 0, False, True
+    )
+    by_name = streamfx.extract_features(
+        df, default_fc_parameters="minimal", column_id="id", column_sort="time", **QUIET
+    )
+    pd.testing.assert_frame_equal(by_position, by_name)
+
+
+def test_chunksize_is_the_work_unit_and_progress_shows(robots, capfd) -> None:
+    df, _ = robots
+    small = df[df["id"] <= 4]  # 4 ids x 6 kinds: 24 series
+    whole = streamfx.extract_features(small, SMALL, **ROBOT, **QUIET)
+    capfd.readouterr()
+    for chunksize, units in ((1, 24), (7, 4), (None, 1)):
+        got = streamfx.extract_features(small, SMALL, **ROBOT, chunksize=chunksize)
+        pd.testing.assert_frame_equal(got, whole)
+        shown = capfd.readouterr().err
+        assert "Feature Extraction" in shown and f"{units}/{units}" in shown, shown
+    streamfx.extract_features(small, SMALL, **ROBOT, disable_progressbar=True)
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ValueError, match="chunksize must be a positive number"):
+        streamfx.extract_features(small, SMALL, **ROBOT, chunksize=0, **QUIET)
+
+
+class Recording(MapDistributor):
+    """A tsfresh distributor that remembers the work units it was given."""
+
+    def distribute(self, func, partitioned_chunks, kwargs):
+        chunks = list(partitioned_chunks)
+        self.units = sum(len(chunk) for chunk in chunks)
+        return map(partial(func, **kwargs), chunks)
+
+
+def test_distributor_runs_the_units_or_is_refused(robots) -> None:
+    df, _ = robots
+    expected = streamfx.extract_features(df, SMALL, **ROBOT, **QUIET)
+    distributor = Recording(disable_progressbar=True)
+    got = streamfx.extract_features(df, SMALL, **ROBOT, chunksize=50, distributor=distributor)
+    pd.testing.assert_frame_equal(got, expected)
+    assert distributor.units == math.ceil(30 * 6 / 50)
+    for wrong in (ApplyDistributor(meta=[]), object()):
+        with pytest.raises(ValueError, match="pass n_jobs, or one of tsfresh's MapDistributor"):
+            streamfx.extract_features(df, SMALL, **ROBOT, distributor=wrong, **QUIET)
+
+
+def test_n_jobs_and_engine(robots) -> None:
+    df, _ = robots
+    small = df[df["id"] <= 3]
+    expected = tsfresh_extract(small, SMALL, **ROBOT)
+    for engine in ("native", "tsfresh"):
+        got = streamfx.extract_features(small, SMALL, **ROBOT, n_jobs=1, engine=engine, **QUIET)
+        pd.testing.assert_frame_equal(got, expected, rtol=1e-9)
+
+
+def test_show_warnings(robots) -> None:
+    """Warnings raised during the call are hidden unless show_warnings, as in tsfresh (here
+    tsfresh's impute on a column without a finite value: autocorrelation of a constant)."""
+    df, _ = robots
+    flat = df[df["id"] <= 3].assign(F_x=1)[["id", "time", "F_x"]]
+    settings = {"autocorrelation": [{"lag": 1}]}
+
+    def imputing(frame: pd.DataFrame) -> None:
+        impute(frame)
+
+    for show in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = streamfx.extract_features(
+                flat, settings, **ROBOT, impute_function=imputing, show_warnings=show, **QUIET
+            )
+        assert any("did not have any finite values" in str(w.message) for w in caught) is show
+        assert got["F_x__autocorrelation__lag_1"].tolist() == [0.0] * 3
+
+
+def test_impute_function_is_applied_as_tsfresh_does(robots) -> None:
+    df, _ = robots
+    flat = df[df["id"] <= 3].assign(F_x=1)[["id", "time", "F_x"]]
+    settings = {"autocorrelation": [{"lag": 1}], "mean": None}
+
+    def fill(frame: pd.DataFrame) -> None:  # tsfresh calls it for its effect on the frame
+        frame.fillna(-1.0, inplace=True)
+
+    expected = tsfresh_extract(flat, settings, **ROBOT, impute_function=fill)
+    pd.testing.assert_frame_equal(
+        streamfx.extract_features(flat, settings, **ROBOT, impute_function=fill, **QUIET),
+        expected,
+    )
+    polars = streamfx.extract_features(
+        pl.from_pandas(flat), settings, **ROBOT, **QUIET, impute_function=fill
+    )
+    assert polars.drop("id").to_numpy().tolist() == expected.to_numpy().tolist()
+    with pytest.raises(ValueError, match="impute_function must be a function"):
+        streamfx.extract_features(flat, settings, **ROBOT, impute_function="impute", **QUIET)
+
+
+def test_profile_writes_tsfreshs_report(robots, tmp_path: Path) -> None:
+    df, _ = robots
+    report = tmp_path / "profile.txt"
+    streamfx.extract_features(
+        df,
+        SMALL,
+        **ROBOT,
+        profile=True,
+        profiling_filename=str(report),
+        profiling_sorting="tottime",
+        **QUIET,
+    )
+    text = report.read_text()
+    assert "function calls" in text and "Ordered by: internal time" in text
+
+
+def test_pivot_false_is_tsfreshs_unpivoted_result(robots) -> None:
+    df, _ = robots
+    small = df[df["id"] <= 3]
+    expected = tsfresh_extract(small, SMALL, **ROBOT, pivot=False)
+    got = streamfx.extract_features(small, SMALL, **ROBOT, pivot=False, **QUIET)
+    assert [row[:2] for row in got] == [row[:2] for row in expected]
+    np.testing.assert_allclose([r[2] for r in got], [r[2] for r in expected], rtol=1e-9)
+
+    frame = streamfx.extract_features(pl.from_pandas(small), SMALL, **ROBOT, pivot=False, **QUIET)
+    assert frame.columns == ["id", "variable", "value"]
+    assert frame.rows() == got
+    with pytest.raises(ValueError, match="pivot=True"):
+        streamfx.extract_features(small, SMALL, **ROBOT, pivot=False, impute_function=impute)
+
+
+def test_dict_of_frames(robots) -> None:
+    df, _ = robots
+    small = df[df["id"] <= 3]
+    frames = {k: small[["id", "time", k]].rename(columns={k: "v"}) for k in ("T_z", "F_x")}
+    options = {**ROBOT, "column_value": "v"}
+    expected = tsfresh_extract(frames, SMALL, **options)
+    assert expected.columns[0].startswith("T_z__")  # kinds in the dict's order
+    pd.testing.assert_frame_equal(
+        streamfx.extract_features(frames, SMALL, **options, **QUIET), expected
+    )
+    unpivoted = tsfresh_extract(frames, SMALL, **options, pivot=False)
+    assert streamfx.extract_features(frames, SMALL, **options, pivot=False, **QUIET) == unpivoted
+    polars = {kind: pl.from_pandas(frame) for kind, frame in frames.items()}
+    got = streamfx.extract_features(polars, SMALL, **options, **QUIET)
+    np.testing.assert_allclose(got.drop("id").to_numpy(), expected.to_numpy())
+    with pytest.raises(ValueError, match="split by kind already"):
+        streamfx.extract_features(frames, SMALL, **options, column_kind="kind", **QUIET)
+
+
+def test_tuple_ids_of_tsfreshs_own_roll(robots) -> None:
+    df, _ = robots
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rolled = tsfresh_roll(df[df["id"] <= 2], **ROBOT, max_timeshift=4, n_jobs=0, **QUIET)
+    expected = tsfresh_extract(rolled, SMALL, **ROBOT)
+    pd.testing.assert_frame_equal(
+        streamfx.extract_features(rolled, SMALL, **ROBOT, **QUIET), expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"column_id": "nope"}, "column_id='nope' is not a column"),
+        ({"column_kind": "F_x"}, "cannot guess the value column"),
+        ({"timeseries_container": [1, 2]}, "must be a polars DataFrame"),
+        ({"default_fc_parameters": {"no_such": None}}, "unknown feature calculator"),
+        ({"engine": "warp"}, "unknown extractor"),
+    ],
+)
+def test_errors_are_value_errors(robots, change, message) -> None:
+    df, _ = robots
+    arguments = {"timeseries_container": df, "default_fc_parameters": SMALL, **ROBOT, **QUIET}
+    with pytest.raises(ValueError, match=message) as raised:
+        streamfx.extract_features(**{**arguments, **change})
+    assert isinstance(raised.value, InvalidInput) and isinstance(raised.value, StreamfxError)
+    assert not issubclass(StreamfxError, ValueError)  # the CLI's errors are left as they were
+
+
+def test_integer_sort_with_a_time_aware_calculator_is_refused() -> None:
+    pytest.importorskip("streamfx_greenhouse")
+    hours = pd.date_range("2024-01-01", periods=48, freq="h")
+    df = pd.DataFrame({"id": 1, "time": hours, "temp": 18.0 - np.arange(48) % 24 / 2})
+    settings = {"heating_degree_hours": [{"base": 18.0}]}
+    got = streamfx.extract_features(df, settings, **ROBOT, **QUIET)
+    assert got["temp__heating_degree_hours__base_18.0"].tolist() == [276.0]  # 2 x sum(h / 2) °C·h
+    for sort in (df.assign(time=np.arange(48)), df.drop(columns="time")):
+        columns = ROBOT if "time" in sort else {"column_id": "id"}
+        with pytest.raises(
+            ValueError, match=r"'heating_degree_hours' .* reads the readings' times"
+        ):
+            streamfx.extract_features(sort, settings, **columns, **QUIET)
