@@ -1,7 +1,7 @@
 """streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back.
 
-This namespace is the public API: tsfresh's ``extract_features`` for tsfresh users (see
-docs/api.md), and everything a
+This namespace is the public API: tsfresh's functions for tsfresh users (``extract_features``,
+``roll_time_series``; see docs/api.md), and everything a
 plugin author needs (hooks, calculators, profiles, extractors, sinks and the records they
 exchange), so that a plugin never reaches into streamfx's modules. See docs/plugins.md.
 """
@@ -18,6 +18,7 @@ from .extract.extractors.tsfresh import TsfreshExtractor
 from .extract.feature_sets import FCParameters, feature_set
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
 from .plugins.hookspecs import hookimpl
+from .roll import roll_time_series
 from .sinks import (
     BatchWriter,
     EraStatus,
@@ -65,4 +66,5 @@ __all__ = [
     "extract_features",
     "feature_set",
     "hookimpl",
+    "roll_time_series",
 ]
