@@ -1,5 +1,6 @@
 """streamfx as a drop-in for tsfresh: tsfresh's documented examples with streamfx in tsfresh's
-place, every argument of its signatures and rolling, each compared with tsfresh itself."""
+place, every argument of its signatures, rolling and selection, each compared with tsfresh
+itself."""
 
 from __future__ import annotations
 
@@ -64,6 +65,79 @@ def test_robot_example_efficient_values_equal_tsfresh() -> None:
     pd.testing.assert_frame_equal(got, expected, rtol=1e-6, atol=1e-9)
 
 
+def test_robot_example_extract_impute_select(robots) -> None:
+    """tsfresh's quick start: extract_features, impute, select_features,
+    extract_relevant_features (each as in tsfresh's docs, minimal settings for speed)."""
+    timeseries, y = robots
+    sfx = streamfx  # the script's `import tsfresh`, swapped
+    extracted = sfx.extract_features(
+        timeseries, MinimalFCParameters(), column_id="id", column_sort="time", **QUIET
+    )
+    expected = tsfresh_extract(
+        timeseries, MinimalFCParameters(), column_id="id", column_sort="time"
+    )
+    pd.testing.assert_frame_equal(extracted, expected)
+    impute(extracted)
+    impute(expected)
+    filtered = sfx.select_features(extracted, y)
+    pd.testing.assert_frame_equal(filtered, tsfresh.select_features(expected, y))
+    assert 0 < filtered.shape[1] < extracted.shape[1]
+
+    direct = sfx.extract_relevant_features(
+        timeseries,
+        y,
+        column_id="id",
+        column_sort="time",
+        default_fc_parameters=MinimalFCParameters(),
+        **QUIET,
+    )
+    pd.testing.assert_frame_equal(direct, filtered)
+
+    # starting from an X: its ids' series only, the relevant features joined to it
+    start = pd.DataFrame({"given": np.arange(len(y), dtype=float)}, index=y.index)
+    joined = sfx.extract_relevant_features(
+        timeseries, y, start, MinimalFCParameters(), column_id="id", column_sort="time", **QUIET
+    )
+    assert list(joined.columns) == ["given", *filtered.columns]
+    with pytest.raises(ValueError, match="missing in y"):
+        sfx.extract_relevant_features(timeseries, y.iloc[2:], column_id="id", **QUIET)
+
+
+def test_forecasting_example_roll_extract_select() -> None:
+    """tsfresh's forecasting recipe: roll_time_series, extract_features on the (id, time)
+    windows, select_features against the next value; straight from polars too."""
+    rng = np.random.default_rng(5)
+    values = np.cumsum(rng.normal(size=40))
+    df = pd.DataFrame({"id": "s", "time": np.arange(40), "x": values})
+    options = {"column_id": "id", "column_sort": "time", "max_timeshift": 6, "min_timeshift": 5}
+    rolled = streamfx.roll_time_series(df, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected_rolled = tsfresh_roll(df, **options, n_jobs=0, **QUIET)
+    pd.testing.assert_frame_equal(rolled, expected_rolled)
+
+    features = streamfx.extract_features(rolled, MinimalFCParameters(), **ROBOT, **QUIET)
+    expected = tsfresh_extract(expected_rolled, MinimalFCParameters(), **ROBOT)
+    pd.testing.assert_frame_equal(features, expected)
+    assert isinstance(features.index, pd.MultiIndex)
+    features = features.iloc[:-1]  # the last window has no next value to predict
+    target = pd.Series(values[features.index.get_level_values(1) + 1], index=features.index)
+    impute(features)
+    selected = streamfx.select_features(features, target)
+    pd.testing.assert_frame_equal(selected, tsfresh.select_features(features, target))
+    assert "x__mean" in selected.columns
+
+    from_polars = streamfx.roll_time_series(pl.from_pandas(df), **options)
+    assert from_polars.schema["id"] == pl.Struct({"id": pl.String, "time": pl.Int64})
+    polars_features = streamfx.extract_features(
+        from_polars, MinimalFCParameters(), **ROBOT, **QUIET
+    )
+    assert polars_features["id"].struct.field("time").to_list() == list(
+        expected.index.get_level_values(1)
+    )
+    np.testing.assert_allclose(polars_features.drop("id").to_numpy(), expected.to_numpy())
+
+
 # -- extract_features: tsfresh's signature, every argument ---------------------------------
 
 
@@ -72,6 +146,8 @@ def test_signatures_are_tsfreshs() -> None:
 
     pairs = [
         (streamfx.extract_features, tsfresh.extract_features),
+        (streamfx.select_features, tsfresh.select_features),
+        (streamfx.extract_relevant_features, tsfresh.extract_relevant_features),
         (streamfx.roll_time_series, dataframe_functions.roll_time_series),
     ]
     for ours, theirs in pairs:
@@ -369,6 +445,30 @@ def test_roll_of_many_rows_is_one_vectorized_pass() -> None:
     assert rolled.height == ids * (length - 10) * 11
     last = rolled.filter(pl.col("id") == {"id": 199, "time": 999})
     assert last["time"].to_list() == list(range(989, 1000))
+
+
+# -- selection on polars ---------------------------------------------------------------------
+
+
+def test_select_features_keeps_the_callers_kind(robots) -> None:
+    df, y = robots
+    polars = streamfx.extract_features(
+        pl.from_pandas(df), MinimalFCParameters(), **ROBOT, impute_function=impute, **QUIET
+    )
+    pandas = streamfx.extract_features(
+        df, MinimalFCParameters(), **ROBOT, impute_function=impute, **QUIET
+    )
+    expected = tsfresh.select_features(pandas, y)
+    selected = streamfx.select_features(polars, y)
+    assert selected.columns == ["id", *expected.columns]
+    in_order = streamfx.select_features(polars, y.loc[polars["id"].to_list()].to_numpy())
+    assert in_order.equals(selected)
+    arrow = streamfx.select_features(polars.to_arrow(), pl.Series(y.to_numpy()))
+    assert arrow.column_names == selected.columns
+    relevant = streamfx.extract_relevant_features(
+        pl.from_pandas(df), y, None, MinimalFCParameters(), **ROBOT, **QUIET
+    )
+    assert relevant.columns == selected.columns
 
 
 def test_time_zones_in_a_rolled_polars_frame() -> None:

@@ -1,7 +1,8 @@
 """streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back.
 
 This namespace is the public API: tsfresh's functions for tsfresh users (``extract_features``,
-``roll_time_series``; see docs/api.md), and everything a
+``select_features``, ``extract_relevant_features``, ``roll_time_series``; see docs/api.md),
+and everything a
 plugin author needs (hooks, calculators, profiles, extractors, sinks and the records they
 exchange), so that a plugin never reaches into streamfx's modules. See docs/plugins.md.
 """
@@ -19,6 +20,7 @@ from .extract.feature_sets import FCParameters, feature_set
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
 from .plugins.hookspecs import hookimpl
 from .roll import roll_time_series
+from .selection import extract_relevant_features, select_features
 from .sinks import (
     BatchWriter,
     EraStatus,
@@ -64,7 +66,9 @@ __all__ = [
     "WorkerWritable",
     "__version__",
     "extract_features",
+    "extract_relevant_features",
     "feature_set",
     "hookimpl",
     "roll_time_series",
+    "select_features",
 ]

@@ -8,6 +8,7 @@ polars: a tuple id becomes a struct (sortable, one-to-one), and back in pandas a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 import polars as pl
@@ -89,3 +90,60 @@ def python_ids(ids: pl.Series) -> list[Any]:
         fields = ids.struct.unnest()
         return list(zip(*(fields.get_column(c).to_list() for c in fields.columns), strict=True))
     return ids.to_list()
+
+
+def keep_ids(frame: pl.DataFrame, column: str, ids: Collection[Any]) -> pl.DataFrame:
+    """The rows of ``frame`` whose ``column`` is among ``ids`` (Python values; tuples for a
+    struct column)."""
+    dtype = frame.schema[column]
+    if isinstance(dtype, pl.Struct):
+        wanted = pl.DataFrame(list(ids), schema=list(dtype.to_schema()), orient="row")
+        wanted = wanted.cast(dict(dtype.to_schema())).to_struct(column).to_frame()
+        return frame.join(wanted.unique(), on=column, how="semi", maintain_order="left")
+    return frame.filter(pl.col(column).is_in(pl.Series(list(ids), dtype=dtype)))
+
+
+def restrict(container: Any, column: str, ids: Collection[Any]) -> Any:
+    """``container`` (a frame of any kind, or a dict of them) with only the rows of ``ids``;
+    pandas frames as tsfresh's ``restrict_input_to_index`` does it (it says when none is left)."""
+    import pandas as pd
+
+    if isinstance(container, pd.DataFrame):
+        from tsfresh.utilities.dataframe_functions import restrict_input_to_index
+
+        return restrict_input_to_index(container, column, ids)
+    if isinstance(container, dict):
+        return {kind: restrict(frame, column, ids) for kind, frame in container.items()}
+    frame, kind = to_polars(container)
+    if column not in frame.columns:
+        raise InvalidInput(f"column_id={column!r} is not a column of the input")
+    kept = keep_ids(frame, column, ids)
+    return kept.to_arrow() if kind == "arrow" else kept
+
+
+def container_ids(container: Any, column: str) -> set[Any]:
+    """The ids in ``container`` (a frame of any kind, or a dict of them), as Python values."""
+    import pandas as pd
+
+    if isinstance(container, dict):
+        return set().union(*(container_ids(frame, column) for frame in container.values()))
+    if isinstance(container, pd.DataFrame):
+        return set(container[column])
+    frame, _ = to_polars(container)
+    if column not in frame.columns:
+        raise InvalidInput(f"column_id={column!r} is not a column of the input")
+    return set(python_ids(frame.get_column(column).unique()))
+
+
+def indexed_by_id(features: Any) -> Any:
+    """A feature matrix as tsfresh's pandas frame: a pandas one as is, a polars or pyarrow
+    one (ids first, as ``extract_features`` gives them) indexed by its ids."""
+    import pandas as pd
+
+    if isinstance(features, pd.DataFrame):
+        return features
+    frame, _ = to_polars(features, "features")
+    ids = frame.to_series(0)
+    matrix = frame.drop(ids.name).to_pandas()
+    matrix.index = pandas_index(ids)
+    return matrix
