@@ -1,6 +1,6 @@
 """streamfx as a drop-in for tsfresh: tsfresh's documented examples with streamfx in tsfresh's
-place, every argument of its signatures, rolling and selection, each compared with tsfresh
-itself."""
+place, every argument of its signatures, rolling, selection and the scikit-learn transformers,
+each compared with tsfresh itself."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tsfresh.utilities.distribution import ApplyDistributor, MapDistributor
 
 import streamfx
 from streamfx import InvalidInput, StreamfxError
+from streamfx.transformers import FeatureAugmenter, RelevantFeatureAugmenter
 
 QUIET = {"disable_progressbar": True}
 ROBOT = {"column_id": "id", "column_sort": "time"}
@@ -154,6 +155,13 @@ def test_signatures_are_tsfreshs() -> None:
         mine = inspect.signature(ours).parameters.values()
         positional = [p.name for p in mine if p.kind is not p.KEYWORD_ONLY]
         assert positional == list(inspect.signature(theirs).parameters), ours.__name__
+    transformers = [
+        (FeatureAugmenter, tsfresh.transformers.FeatureAugmenter),
+        (RelevantFeatureAugmenter, tsfresh.transformers.RelevantFeatureAugmenter),
+    ]
+    for ours, theirs in transformers:
+        assert issubclass(ours, theirs)
+        assert set(ours().get_params()) == set(theirs().get_params()) | {"engine"}
 
 
 def test_positional_order_and_settings_objects(robots) -> None:
@@ -469,6 +477,56 @@ def test_select_features_keeps_the_callers_kind(robots) -> None:
         pl.from_pandas(df), y, None, MinimalFCParameters(), **ROBOT, **QUIET
     )
     assert relevant.columns == selected.columns
+
+
+# -- scikit-learn ----------------------------------------------------------------------------
+
+
+def test_pipeline_with_the_augmenters_fits_predicts_and_cross_validates(robots) -> None:
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    df, y = robots
+    X = pd.DataFrame(index=y.index)
+    options = {"column_id": "id", "column_sort": "time", **QUIET}
+    ours = RelevantFeatureAugmenter(default_fc_parameters=MinimalFCParameters(), **options)
+    theirs = tsfresh.transformers.RelevantFeatureAugmenter(
+        default_fc_parameters=MinimalFCParameters(), n_jobs=0, **options
+    )
+    for augmenter in (ours, theirs):
+        augmenter.set_timeseries_container(df)
+    pd.testing.assert_frame_equal(ours.fit_transform(X, y), theirs.fit_transform(X, y))
+    assert ours.feature_selector.relevant_features == theirs.feature_selector.relevant_features
+    pd.testing.assert_frame_equal(ours.transform(X.iloc[:7]), theirs.transform(X.iloc[:7]))
+
+    pipeline = Pipeline(
+        [
+            ("augmenter", RelevantFeatureAugmenter(default_fc_parameters="minimal", **options)),
+            ("classifier", DecisionTreeClassifier(random_state=0)),
+        ]
+    )
+    pipeline.set_params(augmenter__timeseries_container=pl.from_pandas(df))
+    pipeline.fit(X, y)
+    assert (pipeline.predict(X) == y.to_numpy()).mean() > 0.9
+    scores = cross_val_score(pipeline, X, y, cv=3)
+    assert len(scores) == 3 and scores.mean() > 0.7
+
+    plain = Pipeline(
+        [
+            ("augmenter", FeatureAugmenter(default_fc_parameters=SMALL, **options)),
+            ("classifier", DecisionTreeClassifier(random_state=0)),
+        ]
+    )
+    plain.set_params(augmenter__timeseries_container=df)
+    assert len(plain.fit(X, y).predict(X.iloc[:5])) == 5
+    augmented = FeatureAugmenter(default_fc_parameters=SMALL, timeseries_container=df, **options)
+    expected = tsfresh.transformers.FeatureAugmenter(
+        default_fc_parameters=SMALL, timeseries_container=df, n_jobs=0, **options
+    ).transform(X)
+    pd.testing.assert_frame_equal(augmented.transform(X), expected)
+    with pytest.raises(RuntimeError, match="set_timeseries_container"):
+        FeatureAugmenter(**options).transform(X)
 
 
 def test_time_zones_in_a_rolled_polars_frame() -> None:

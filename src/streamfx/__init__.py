@@ -1,8 +1,8 @@
 """streamfx: per-era time-series features from PostgreSQL, on GPUs and CPUs, to Parquet and back.
 
 This namespace is the public API: tsfresh's functions for tsfresh users (``extract_features``,
-``select_features``, ``extract_relevant_features``, ``roll_time_series``; see docs/api.md),
-and everything a
+``select_features``, ``extract_relevant_features``, ``roll_time_series``; the scikit-learn
+transformers are in ``streamfx.transformers``; see docs/api.md), and everything a
 plugin author needs (hooks, calculators, profiles, extractors, sinks and the records they
 exchange), so that a plugin never reaches into streamfx's modules. See docs/plugins.md.
 """
