@@ -323,6 +323,42 @@ def test_tuple_ids_of_tsfreshs_own_roll(robots) -> None:
     )
 
 
+def test_names_safe(robots) -> None:
+    df, _ = robots
+    settings = {"fft_coefficient": [{"coeff": 0, "attr": "real"}], "quantile": [{"q": 0.1}]}
+    small = df[df["id"] <= 2]
+    tsfresh_names = list(streamfx.extract_features(small, settings, **ROBOT, **QUIET).columns)
+    safe = streamfx.extract_features(small, settings, **ROBOT, names="safe", **QUIET)
+    assert list(safe.columns) == streamfx.safe_names(tsfresh_names)
+    assert "F_x__fft_coefficient__attr_real__coeff_0" in safe.columns
+    assert "F_x__quantile__q_0_1" in safe.columns
+    with pytest.raises(ValueError, match="names must be one of tsfresh, safe"):
+        streamfx.extract_features(small, settings, **ROBOT, names="sql", **QUIET)
+
+
+def test_safe_names_are_deterministic() -> None:
+    names = [
+        "x__cwt_coefficients__coeff_0__w_2__widths_(2, 5, 10, 20)",
+        "x__value_count__value_-1",
+        "x__value_count__value_1",
+        "x__range_count__max_1__min_-1",
+        "a.b__mean",
+        "a_b__mean",
+        "a-b__mean",
+    ]
+    safe = streamfx.safe_names(names)
+    assert safe == [
+        "x__cwt_coefficients__coeff_0__w_2__widths_2_5_10_20",
+        "x__value_count__value_neg1",
+        "x__value_count__value_1",
+        "x__range_count__max_1__min_neg1",
+        "a_b__mean_3",  # a.b and a-b collide with a_b, which is safe already: it keeps the
+        "a_b__mean",  # name, the others are numbered in their order ("-" < ".")
+        "a_b__mean_2",
+    ]
+    assert streamfx.safe_names(names[::-1]) == safe[::-1]  # whatever the order
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -253,6 +253,35 @@ def test_parquet_variance_selection(tmp_path: Path) -> None:
     ]
 
 
+def test_parquet_safe_names_and_their_mapping(tmp_path: Path) -> None:
+    """names: safe: [A-Za-z0-9_] columns (imputed as any), feature_names.json maps them back;
+    composing with tsfresh's names again removes the mapping."""
+    widths = "cwt_coefficients__coeff_0__w_2__widths_(2, 5, 10, 20)"
+    eras = [
+        result(f"e{i}", {("temp", "quantile__q_0.1"): float(i), ("temp", widths): math.inf})
+        for i in range(2)
+    ]
+    sink = ParquetSink(tmp_path, SinkContext("p", "r", "", impute="tsfresh"), names="safe")
+    sink.write(eras)
+    sink.close()
+    df = pl.read_parquet(tmp_path / "features.parquet")
+    safe = ["temp__cwt_coefficients__coeff_0__w_2__widths_2_5_10_20", "temp__quantile__q_0_1"]
+    assert df.columns == [*ERA_COLUMNS, *safe]
+    assert df[safe[1]].to_list() == [0.0, 1.0] and df[safe[0]].to_list() == [0.0, 0.0]
+    mapping = json.loads((tmp_path / "feature_names.json").read_text())
+    assert mapping == dict(zip(safe, [f"temp__{widths}", "temp__quantile__q_0.1"], strict=True))
+    assert json.loads((tmp_path / "manifest.json").read_text())["names"] == "safe"
+
+    ParquetSink(tmp_path, run("r2")).close()
+    assert pl.read_parquet(tmp_path / "features.parquet").columns[-1] == "temp__quantile__q_0.1"
+    assert not (tmp_path / "feature_names.json").exists()
+
+    options = streamfx.sinks.parquet.ParquetSinkConfig
+    assert options.model_validate({"path": "x", "names": "safe"}).names == "safe"
+    with pytest.raises(ValueError, match="'tsfresh' or 'safe'"):
+        options.model_validate({"path": "x", "names": "sql"})
+
+
 def test_parquet_no_parts_and_empty_features(tmp_path: Path) -> None:
     sink = ParquetSink(tmp_path / "none", run("r"))
     assert f"0 eras {TIMES} 0 features" in sink.close()

@@ -18,6 +18,7 @@ from .extract.extractors.native import NativeExtractor
 from .extract.extractors.tsfresh import TsfreshExtractor
 from .extract.feature_sets import FCParameters, feature_set
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
+from .names import safe_names
 from .plugins.hookspecs import hookimpl
 from .roll import roll_time_series
 from .selection import extract_relevant_features, select_features
@@ -70,5 +71,6 @@ __all__ = [
     "feature_set",
     "hookimpl",
     "roll_time_series",
+    "safe_names",
     "select_features",
 ]

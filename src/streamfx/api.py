@@ -35,6 +35,7 @@ from .extract.impute import impute_matrix
 from .extract.plugin_calculators import check_calculators
 from .frames import Kind, pandas_index, python_ids, to_polars
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA
+from .names import NAME_STYLES, NameStyle, safe_names
 from .plugins.manager import feature_calculators, get_extractor
 
 #: ``n_jobs`` of the API's functions when not given: 0, in this process.
@@ -70,6 +71,7 @@ def extract_features(
     pivot: bool = True,
     *,
     engine: str = "native",
+    names: NameStyle = "tsfresh",
 ) -> Any:
     """Extract features per id, like ``tsfresh.extract_features`` (same arguments, same order).
 
@@ -116,7 +118,8 @@ def extract_features(
     polars or pyarrow input.
 
     streamfx's own, keyword only: ``engine``, the registered extractor to compute with
-    (``streamfx plugins`` lists them).
+    (``streamfx plugins`` lists them); ``names``: ``"tsfresh"`` names, or ``"safe"`` ones of
+    ``[A-Za-z0-9_]`` only (``streamfx.names.safe_names``).
 
     Returns one row per id that got features, sorted by id, columns ``{kind}__{feature}`` in
     tsfresh's order, float64 (NaN where a feature is undefined or the id lacks that kind):
@@ -130,6 +133,8 @@ def extract_features(
         except StreamfxError as exc:
             raise InvalidInput(str(exc)) from None
         _check_impute(impute_function, pivot)
+        if names not in NAME_STYLES:
+            raise InvalidInput(f"names must be one of {', '.join(NAME_STYLES)}, not {names!r}")
         data = _read(timeseries_container, column_id, column_sort, column_kind, column_value)
         fc_parameters = _resolve_parameters(
             data.kinds, default_fc_parameters, kind_to_fc_parameters
@@ -158,8 +163,11 @@ def extract_features(
             show_warnings=show_warnings,
         )
         present, matrix, feature_names = _to_wide(features, ids, data.kinds, fc_parameters)
+        shown = safe_names(feature_names.to_pylist()) if names == "safe" else None
         if not pivot:
-            return _unpivoted(features, ids, data, feature_names, column_id)
+            return _unpivoted(features, ids, data, feature_names, shown, column_id)
+        if shown is not None:
+            feature_names = pa.array(shown, pa.string())
         return _output(data, present.rename(column_id), matrix, feature_names, impute_function)
 
 
@@ -758,6 +766,7 @@ def _unpivoted(
     ids: pl.DataFrame,
     data: _Input,
     names: pa.StringArray,
+    shown: list[str] | None,
     column_id: str | None,
 ) -> Any:
     """tsfresh's ``pivot=False`` result: ``(id, name, value)`` for each feature of each series,
@@ -779,7 +788,7 @@ def _unpivoted(
         )
         .sort(keys)
     )
-    variable = rows["name"]
+    variable = rows["name"] if shown is None else pl.Series(shown).gather(rows["__sfx_place"])
     values = rows["value"].fill_null(float("nan"))
     if data.kind == "pandas":
         return list(zip(python_ids(rows[_ID]), variable.to_list(), values.to_list(), strict=True))

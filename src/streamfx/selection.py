@@ -20,6 +20,7 @@ from .api import N_JOBS, extract_features
 from .errors import InvalidInput
 from .extract.feature_sets import FCParameters
 from .frames import container_ids, indexed_by_id, python_ids, restrict, to_polars
+from .names import NameStyle
 
 
 def select_features(
@@ -110,6 +111,7 @@ def extract_relevant_features(
     ml_task: str = "auto",
     *,
     engine: str = "native",
+    names: NameStyle = "tsfresh",
 ) -> Any:
     """Extract features, impute them and keep the ones relevant to ``y``, as
     ``tsfresh.extract_relevant_features`` does (same arguments, same order).
@@ -118,7 +120,7 @@ def extract_relevant_features(
     ``X``: features to start from (only its ids' series are extracted; the relevant features
     are joined to it): a pandas frame indexed by id, or a polars/pyarrow frame with a
     ``column_id`` column. The result is ``X``'s kind, else the container's (as
-    ``extract_features``). ``engine`` is ``extract_features``'.
+    ``extract_features``). ``engine`` and ``names`` are ``extract_features``'.
     """
     import pandas as pd
 
@@ -163,6 +165,7 @@ def extract_relevant_features(
         profiling_sorting=profiling_sorting,
         distributor=distributor,
         engine=engine,
+        names=names,
     )
     selected = select_features(
         extracted,

@@ -13,7 +13,7 @@ __all__ = ["ERA_COLUMNS", "Location", "ParquetSink", "ParquetSinkConfig", "put"]
 
 def create(options: ParquetSinkConfig, context: SinkContext) -> ParquetSink:
     threshold = options.selection.variance_threshold if options.selection else None
-    return ParquetSink(options.path, context, variance_threshold=threshold)
+    return ParquetSink(options.path, context, variance_threshold=threshold, names=options.names)
 
 
 #: what ``streamfx plugins`` says of this sink

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ...names import NameStyle
 from ...options import Section
 
 
@@ -19,6 +20,9 @@ class ParquetSinkConfig(Section):
     path: Path | str
     #: Which feature columns features.parquet keeps; absent: all of them.
     selection: SelectionConfig | None = None
+    #: Feature column names: tsfresh's, or ``safe`` ones of [A-Za-z0-9_] only, with the mapping
+    #: to tsfresh's in feature_names.json beside features.parquet.
+    names: NameStyle = "tsfresh"
 
     @field_validator("path", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ...database import redact
 from ...errors import StreamfxError
 from ...model import EraResult, era_key
+from ...names import NameStyle, safe_names
 from ...version import __version__
 from .. import SinkContext
 from ..batch import ERA, batch_features, refuse_duplicates
@@ -29,6 +30,7 @@ from .impute import put_imputed
 
 FEATURES_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
+NAMES_FILE = "feature_names.json"  # names: safe: each column's tsfresh name
 PARTS_DIR = "parts"
 FINGERPRINT_KEY = "streamfx.fingerprint"
 PIPELINE_KEY = "streamfx.pipeline"  # the pipeline that wrote a part: its sink touches no other
@@ -193,7 +195,12 @@ class ParquetSink:
     name = "parquet"
 
     def __init__(
-        self, path: str | Path, run: SinkContext, *, variance_threshold: float | None = None
+        self,
+        path: str | Path,
+        run: SinkContext,
+        *,
+        variance_threshold: float | None = None,
+        names: NameStyle = "tsfresh",
     ) -> None:
         try:
             self.location = Location(path)
@@ -208,6 +215,7 @@ class ParquetSink:
         self.pipeline = run.pipeline
         self.run_id = run.run_id
         self.variance_threshold = variance_threshold
+        self.names = names
         self.impute = run.impute  # stages.extract.impute: the parts keep raw values
         self.settings = dict(run.settings)
         self.report_folder = path  # the run report goes to runs/ beside the features
@@ -404,7 +412,8 @@ class ParquetSink:
         dropped = self._dropped(eras, newest, names)
         gone = set(dropped)
         kept = [name for name in names if name not in gone]
-        schema = _wide_schema(kept, self._file_metadata())
+        columns = safe_names(kept) if self.names == "safe" else kept
+        schema = _wide_schema(columns, self._file_metadata())
 
         options = {
             "compression": "zstd",
@@ -415,13 +424,14 @@ class ParquetSink:
         def write(out: pa.NativeFile) -> None:
             with pq.ParquetWriter(out, schema, **options) as writer:
                 for chunk, matrix, valid in self._chunks(eras, newest, kept):
-                    writer.write_table(_wide_chunk(matrix, valid, chunk, kept).cast(schema))
+                    writer.write_table(_wide_chunk(matrix, valid, chunk, columns).cast(schema))
 
         target = self.location.path(FEATURES_FILE)
         if self.impute == "tsfresh":
-            put_imputed(self.fs, target, write, kept, CHUNK_VALUES, **options)
+            put_imputed(self.fs, target, write, columns, CHUNK_VALUES, **options)
         else:
             put(self.fs, target, write)
+        self._write_names(dict(zip(columns, kept, strict=True)))
         manifest = {
             "pipeline": self.pipeline,
             "run_id": self.run_id,
@@ -437,12 +447,24 @@ class ParquetSink:
             ],
             "selection": {"variance_threshold": self.variance_threshold, "dropped": dropped},
             "impute": self.impute,
+            "names": self.names,
             "settings": self.settings,
         }
         text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
         put(self.fs, self.location.path(MANIFEST_FILE), lambda out: out.write(text.encode()))
         target = self.location.show(FEATURES_FILE)
         return f"parquet: {target} ({eras.height:,} eras {TIMES} {len(kept):,} features)"
+
+    def _write_names(self, tsfresh_names: dict[str, str]) -> None:
+        """With ``names: safe``, feature_names.json: each column -> its tsfresh name, in the
+        file's order; otherwise none (a file left by an earlier run would no longer be true)."""
+        path = self.location.path(NAMES_FILE)
+        if self.names != "safe":
+            if self.fs.get_file_info(path).type != pafs.FileType.NotFound:
+                self.fs.delete_file(path)
+            return
+        text = json.dumps(tsfresh_names, indent=2, ensure_ascii=False) + "\n"
+        put(self.fs, path, lambda out: out.write(text.encode()))
 
     def _file_metadata(self) -> dict[str, str]:
         """What features.parquet says of itself: run, fingerprint, version, feature settings."""
