@@ -395,3 +395,23 @@ def test_bad_inputs(long_df):
         extract_features(pl.from_pandas(long_df).with_columns(kind=pl.lit(None, pl.String)), **LONG)
     with pytest.raises(StreamfxError, match="not numbers"):
         extract_features(long_df.assign(v="x"), **LONG)
+
+
+def test_n_jobs_give_identical_results():
+    """The default (the cores, as threads), 0 and 3 jobs: the same frame, bit for bit."""
+    rng = np.random.default_rng(8)
+    lengths = rng.integers(5, 300, size=30)
+    frame = pl.DataFrame(
+        {
+            "id": np.repeat(np.arange(len(lengths)), lengths),
+            "t": np.concatenate([np.arange(n) for n in lengths]),
+            "v": np.concatenate([rng.normal(size=n).cumsum() for n in lengths]),
+        }
+    )
+    args = {"column_id": "id", "column_sort": "t", "default_fc_parameters": "efficient"}
+    default = extract_features(frame, **args, disable_progressbar=True)
+    assert streamfx.api.N_JOBS >= 1
+    for jobs in (0, 3):
+        other = extract_features(frame, **args, n_jobs=jobs, disable_progressbar=True)
+        assert other.columns == default.columns
+        assert np.array_equal(other.to_numpy(), default.to_numpy(), equal_nan=True)

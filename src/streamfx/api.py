@@ -28,8 +28,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .classify.plan import available_cores
 from .errors import InvalidInput, StreamfxError
-from .extract.era_features import extract_all
+from .extract.era_features import extract_all_blocks
+from .extract.extractor import FeatureBlock, long_table
 from .extract.feature_sets import FCParameters, feature_set
 from .extract.impute import impute_matrix
 from .extract.plugin_calculators import check_calculators
@@ -38,8 +40,10 @@ from .model import FEATURES_SCHEMA, READINGS_SCHEMA
 from .names import NAME_STYLES, NameStyle, safe_names
 from .plugins.manager import feature_calculators, get_extractor
 
-#: ``n_jobs`` of the API's functions when not given: 0, in this process.
-N_JOBS = 0
+#: ``n_jobs`` of the API's functions when not given: the cores this process may run on, as
+#: threads of the native kernels (one process: threads share the input and the libraries);
+#: tsfresh's own parts (a calculator left to it, feature selection) start that many processes.
+N_JOBS = available_cores()
 #: ``chunksize=None``: about this many work units (5 per worker of a distributor that has
 #: workers), each of at least MIN_UNIT_SERIES series: the progress bar moves, and a unit is
 #: large enough for the vectorized kernels. Without a progress bar to move, in this process,
@@ -98,8 +102,9 @@ def extract_features(
     ``chunksize``: series per work unit (each unit is one extractor call, one step of the
     progress bar, one task of a distributor). None: about ten units of at least 1,000 series
     (five per worker of a distributor with workers), one without a progress bar or a
-    distributor. ``n_jobs``: the extractor's worker processes within a unit (0 = in this
-    process); unused with a ``distributor``, as in tsfresh. ``distributor``: a tsfresh
+    distributor. ``n_jobs``: the native kernels' threads within a unit (tsfresh's processes
+    for a calculator left to it), by default the cores this process may use (``N_JOBS``); 0
+    or 1: one thread; unused with a ``distributor``, as in tsfresh. ``distributor``: a tsfresh
     distributor (``MultiprocessingDistributor``, a dask one) that runs the units; tsfresh's
     ``ApplyDistributor`` is refused.
 
@@ -152,7 +157,7 @@ def extract_features(
             .to_arrow()
             .cast(READINGS_SCHEMA)
         )
-        features = _extract(
+        blocks, features = _extract(
             readings,
             fc_parameters,
             engine=engine,
@@ -162,10 +167,11 @@ def extract_features(
             disable_progressbar=disable_progressbar,
             show_warnings=show_warnings,
         )
-        present, matrix, feature_names = _to_wide(features, ids, data.kinds, fc_parameters)
+        present, matrix, feature_names = _to_wide(blocks, features, ids, data.kinds, fc_parameters)
         shown = safe_names(feature_names.to_pylist()) if names == "safe" else None
         if not pivot:
-            return _unpivoted(features, ids, data, feature_names, shown, column_id)
+            long = pa.concat_tables([long_table(blocks), features]) if blocks else features
+            return _unpivoted(long, ids, data, feature_names, shown, column_id)
         if shown is not None:
             feature_names = pa.array(shown, pa.string())
         return _output(data, present.rename(column_id), matrix, feature_names, impute_function)
@@ -493,8 +499,9 @@ def _extract(
     distributor: Any,
     disable_progressbar: bool,
     show_warnings: bool,
-) -> pa.Table:
-    """The features of ``readings``, unit after unit through the distributor."""
+) -> tuple[list[FeatureBlock], pa.Table]:
+    """The features of ``readings``, unit after unit through the distributor: the
+    extractor's blocks and the rest as long rows (``extract_all_blocks``)."""
     from tsfresh.utilities.distribution import (
         ApplyDistributor,
         DistributorBaseClass,
@@ -518,7 +525,7 @@ def _extract(
         n_jobs = 0  # the distributor runs the units in parallel; tsfresh ignores n_jobs too
     workers = getattr(distributor, "n_workers", 0) or 0
     units = [readings] if whole else _units(readings, chunksize, workers)
-    tables = distributor.map_reduce(
+    results = distributor.map_reduce(
         _extract_unit,
         data=units,
         chunk_size=1,
@@ -529,7 +536,9 @@ def _extract(
             "show_warnings": show_warnings,
         },
     )
-    return pa.concat_tables(tables) if tables else FEATURES_SCHEMA.empty_table()
+    blocks = [block for unit_blocks, _ in results for block in unit_blocks]
+    tables = [table for _, table in results if table.num_rows]
+    return blocks, pa.concat_tables(tables) if tables else FEATURES_SCHEMA.empty_table()
 
 
 def _units(readings: pa.Table, chunksize: int | None, workers: int) -> list[pa.Table]:
@@ -562,16 +571,18 @@ def _extract_unit(
     fc_parameters: Mapping[str, FCParameters],
     n_jobs: int,
     show_warnings: bool,
-) -> list[pa.Table]:
+) -> list[tuple[list[FeatureBlock], pa.Table]]:
     """One unit's features (a distributor's map function: it may run in another process)."""
     with _warnings(show_warnings):
-        return [extract_all(get_extractor(engine), readings, fc_parameters, n_jobs=n_jobs)]
+        extractor = get_extractor(engine)
+        return [extract_all_blocks(extractor, readings, fc_parameters, n_jobs=n_jobs)]
 
 
 # -- output ---------------------------------------------------------------------------------
 
 
 def _to_wide(
+    blocks: Sequence[FeatureBlock],
     features: pa.Table,
     ids: pl.DataFrame,
     kinds: Sequence[str],
@@ -581,32 +592,53 @@ def _to_wide(
     column order: a float64 ids × names matrix, column-major (NaN where an id lacks a
     feature), and the names.
 
-    The long rows' strings become integer codes (the id's row, the kind's rank, the
-    feature's dictionary index), hashed once per run of equal values; the rest works on the
+    The extractor's blocks (features × series matrices) are written into the matrix block by
+    block; the long rows' strings become integer codes (the id's row, the kind's rank, the
+    feature's dictionary index), hashed once per run of equal values. The rest works on the
     codes and on the distinct (kind, feature) pairs: on 13 k columns, joins and sorts of
     strings over all rows cost more than the extraction.
     """
-    if features.num_rows == 0:
-        return ids.get_column(_ID).clear(), np.empty((0, 0)), pa.array([], pa.string())
-    era, seen = _positions(features["era_id"], ids.get_column(_ERA).to_arrow())
+    era_ids = ids.get_column(_ERA).to_arrow()
     kind_names = pa.array(kinds, pa.string())
-    rank, _ = _positions(features["sensor"], kind_names)
-    feature, dictionary = _dictionary(features["feature"])
-    values = features["value"].to_numpy()  # nulls -> NaN
-    if min(era.min(), rank.min()) < 0:  # rows of ids or kinds not asked for are left out
+    code: dict[str, int] = {}  # the features' names, blocks' and long rows' alike
+
+    def codes_of(names: Sequence[str]) -> np.ndarray:
+        return np.array([code.setdefault(name, len(code)) for name in names], dtype=np.int64)
+
+    placed = []  # per block: its series' id rows and kind ranks, and its names' codes
+    for block in blocks:
+        keys = block.series.to_arrow()
+        era, _ = _positions(_strings(keys["era_id"]), era_ids)
+        rank, _ = _positions(_strings(keys["sensor"]), kind_names)
+        keep = (era >= 0) & (rank >= 0)  # series of ids or kinds not asked for are left out
+        placed.append((era[keep], rank[keep], keep, codes_of(block.names)))
+    long = None
+    if features.num_rows:
+        era, _ = _positions(features["era_id"], era_ids)
+        rank, _ = _positions(features["sensor"], kind_names)
+        feature, dictionary = _dictionary(features["feature"])
+        feature = codes_of(dictionary.to_pylist())[feature]
         keep = (era >= 0) & (rank >= 0)
-        era, rank, feature, values = era[keep], rank[keep], feature[keep], values[keep]
-        seen = np.unique(era)
-    size = len(dictionary)
-    pair = np.multiply(rank, size, dtype=np.int64)
-    pair += feature
+        values = features["value"].to_numpy()  # nulls -> NaN
+        long = (era[keep], rank[keep], feature[keep], values[keep])
+    size = len(code)
+    if not size or not (any(len(e) for e, *_ in placed) or (long and len(long[0]))):
+        return ids.get_column(_ID).clear(), np.empty((0, 0)), pa.array([], pa.string())
 
     # tsfresh's order: kinds in order, then calculators in settings order; within a
-    # calculator the extractor's order (its parameter sets' order: first appearance).
-    first = np.full(len(kinds) * size, len(pair))
-    np.minimum.at(first, pair, np.arange(len(pair)))  # each (kind, feature)'s first row
-    pairs = np.flatnonzero(first < len(pair))
+    # calculator the extractor's order (its parameter sets' order): a block's order of
+    # names, or the long rows' first appearance (a calculator is in one or the other).
+    last = np.iinfo(np.int64).max
+    first = np.full(len(kinds) * size, last)
+    for _, rank, _, codes in placed:
+        pair = np.unique(rank)[:, None] * size + codes[None, :]
+        np.minimum.at(first, pair.reshape(-1), np.tile(np.arange(len(codes)), len(pair)))
+    if long is not None:
+        pair = long[1] * size + long[2]
+        np.minimum.at(first, pair, np.arange(len(pair)))
+    pairs = np.flatnonzero(first < last)
     pair_rank, pair_feature = np.divmod(pairs, size)
+    dictionary = pa.array(list(code), pa.string())
     place = _calculator_places(kinds, fc_parameters, dictionary)
     order = np.lexsort((first[pairs], place[pair_rank, pair_feature], pair_rank))
     pairs, pair_rank, pair_feature = pairs[order], pair_rank[order], pair_feature[order]
@@ -618,16 +650,28 @@ def _to_wide(
     # only the ids that got features
     start = np.empty(len(kinds) * size, dtype=np.int64)  # a (kind, feature)'s first cell
     start[pairs] = np.arange(len(pairs)) * ids.height
-    cell = np.take(start, pair)
-    cell += era
     cells = np.full(ids.height * len(pairs), np.nan)  # column after column
-    cells[cell] = values
-    matrix = cells.reshape(len(pairs), ids.height).T
     got = np.zeros(ids.height, dtype=bool)
-    got[seen] = True
+    for block, (era, rank, keep, codes) in zip(blocks, placed, strict=True):
+        cell = start[rank[:, None] * size + codes[None, :]]
+        cell += era[:, None]
+        cells[cell] = block.values.T[keep]
+        got[era] = True
+    if long is not None:
+        era, rank, feature, values = long
+        cell = start[rank * size + feature]
+        cell += era
+        cells[cell] = values
+        got[era] = True
+    matrix = cells.reshape(len(pairs), ids.height).T
     if got.all():
         return ids.get_column(_ID), matrix, names
     return ids.get_column(_ID).filter(got), np.asfortranarray(matrix[got]), names
+
+
+def _strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A block's key column as plain strings (polars gives views), for ``_positions``."""
+    return column.cast(pa.string())
 
 
 def _calculator_places(
