@@ -33,8 +33,8 @@ the call: the median of ``--repeat`` calls, or one where a call takes over 5 s. 
 exactly as a user writes them:
 
 * streamfx: ``streamfx.extract_features(df, column_id="id", column_sort="time",
-  column_value="value", default_fc_parameters=SET)`` on a polars DataFrame (its default
-  ``n_jobs``).
+  column_value="value", default_fc_parameters=SET, disable_progressbar=True)`` on a polars
+  DataFrame (its default ``n_jobs``: the cores, as threads; no progress bar, as for tsfresh).
 * tsfresh: ``tsfresh.extract_features(pandas_df, column_id=..., column_sort=...,
   column_value=..., default_fc_parameters=EfficientFCParameters() or
   ComprehensiveFCParameters(), n_jobs=2, disable_progressbar=True)``.
@@ -216,6 +216,7 @@ def streamfx_engine(set_name: str) -> Engine:
             column_sort="time",
             column_value="value",
             default_fc_parameters=set_name,
+            disable_progressbar=True,  # as tsfresh's and tsfresh-rs's calls here
         )
 
     return Engine(
