@@ -653,9 +653,10 @@ def _to_wide(
     cells = np.full(ids.height * len(pairs), np.nan)  # column after column
     got = np.zeros(ids.height, dtype=bool)
     for block, (era, rank, keep, codes) in zip(blocks, placed, strict=True):
-        cell = start[rank[:, None] * size + codes[None, :]]
-        cell += era[:, None]
-        cells[cell] = block.values.T[keep]
+        values = block.values if keep.all() else block.values[:, keep]
+        pair_base = rank * size  # each series' kind, as a pair code without the feature
+        for feature, code in enumerate(codes):  # a feature at a time: one row's memory
+            cells[start[pair_base + code] + era] = values[feature]
         got[era] = True
     if long is not None:
         era, rank, feature, values = long
