@@ -13,7 +13,14 @@ from .api import extract_features
 from .classify.default_profiles import REFERENCE_PROFILE
 from .classify.profiles import SensorClass, SensorProfile, SensorRule
 from .errors import DatabaseLost, InvalidInput, StreamfxError
-from .extract.extractor import Costed, Extractor, FeatureCalculator, MemoryBounded
+from .extract.extractor import (
+    BlockExtractor,
+    Costed,
+    Extractor,
+    FeatureBlock,
+    FeatureCalculator,
+    MemoryBounded,
+)
 from .extract.extractors.native import NativeExtractor
 from .extract.extractors.tsfresh import TsfreshExtractor
 from .extract.feature_sets import FCParameters, feature_set
@@ -41,6 +48,7 @@ __all__ = [
     "READINGS_SCHEMA",
     "REFERENCE_PROFILE",
     "BatchWriter",
+    "BlockExtractor",
     "Costed",
     "DatabaseLost",
     "Era",
@@ -48,6 +56,7 @@ __all__ = [
     "EraStatus",
     "Extractor",
     "FCParameters",
+    "FeatureBlock",
     "FeatureCalculator",
     "InvalidInput",
     "MemoryBounded",
