@@ -56,3 +56,23 @@ def test_quiet_and_no_terminal_print_nothing() -> None:
             progress.advance("extract", "done")
             progress.end("extract")
         assert console.file.getvalue() == ""
+
+
+def test_composing_shows_its_eras_rate_and_eta() -> None:
+    """While a sink that reports its close composes, the compose phase's note counts eras."""
+    from streamfx.run.pipeline import _close_note
+    from streamfx.run.progress import NoProgress
+
+    notes: list[str | None] = []
+
+    class Notes(NoProgress):
+        def phase(self, name: str, total: int | None = None, note: str | None = None) -> None:
+            notes.append(note)
+
+    report = _close_note(Notes(), "parquet")
+    time.sleep(0.02)
+    report(1, 4)
+    report(4, 4)
+    assert notes[0] is not None and notes[0].startswith("closing parquet: 1/4 eras")
+    assert "/s  ETA 0:00:0" in notes[0]
+    assert notes[1] == "closing parquet: 4/4 eras"

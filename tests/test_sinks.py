@@ -70,6 +70,25 @@ THREE = [
 # --------------------------------------------------------------------------- Parquet
 
 
+@pytest.mark.parametrize("threshold", [None, 0.0])
+def test_parquet_close_reports_its_progress(tmp_path: Path, monkeypatch, threshold) -> None:
+    """Composing features.parquet tells how many eras it has been through, chunk by chunk
+    (the variance pass counts as a pass over the eras too): the run shows it with a rate."""
+    from streamfx.sinks import ProgressiveClose
+    from streamfx.sinks.parquet import sink as parquet_sink
+
+    monkeypatch.setattr(parquet_sink, "MIN_CHUNK_ERAS", 1)
+    monkeypatch.setattr(parquet_sink, "CHUNK_VALUES", 3)  # one era per chunk
+    sink = ParquetSink(tmp_path / "out", run("r1"), variance_threshold=threshold)
+    assert isinstance(sink, ProgressiveClose)
+    sink.write(THREE)
+    reports: list[tuple[int, int]] = []
+    sink.report_close_to(lambda done, total: reports.append((done, total)))
+    sink.close()
+    passes = 1 if threshold is None else 2
+    assert reports == [(done, 3 * passes) for done in range(1, 3 * passes + 1)]
+
+
 def test_parquet_union_of_columns_readable_everywhere(tmp_path: Path) -> None:
     sink = ParquetSink(tmp_path / "out", run("r1"))
     assert isinstance(sink, Sink)

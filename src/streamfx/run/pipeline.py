@@ -34,7 +34,15 @@ from ..extract.plugin_calculators import check_calculators
 from ..extract.warmup import KernelWarmup
 from ..model import Era, EraFailure, EraRecord, EraResult, RunSummary, Span, Try
 from ..plugins.manager import extractors, feature_calculators, get_extractor, sink_plugins
-from ..sinks import EraStatus, ResumableSink, Sink, SinkContext, WorkerWritable
+from ..sinks import (
+    CloseProgress,
+    EraStatus,
+    ProgressiveClose,
+    ResumableSink,
+    Sink,
+    SinkContext,
+    WorkerWritable,
+)
 from ..source.open import open_source
 from ..source.postgres import Source
 from ..version import __version__
@@ -522,6 +530,8 @@ def finish(
     progress.phase("compose", len(prepared.sinks))
     for sink in prepared.sinks:
         progress.phase("compose", note=f"closing {sink.name}")
+        if isinstance(sink, ProgressiveClose):
+            sink.report_close_to(_close_note(progress, sink.name))
         try:
             with summary.timed(f"close {sink.name}"):
                 summary.outputs.append(sink.close())
@@ -541,6 +551,22 @@ def finish(
     summary.outputs += write_report(summary, prepared.sinks, notify)
     progress.end("compose")
     return failure
+
+
+def _close_note(progress: RunProgress, sink: str) -> CloseProgress:
+    """The compose phase's note while ``sink`` closes: its eras done, their rate and ETA."""
+    began = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        note = f"closing {sink}: {done:,}/{total:,} eras"
+        elapsed = time.perf_counter() - began
+        if 0 < done < total and elapsed > 0:
+            rate = done / elapsed
+            left = dt.timedelta(seconds=round((total - done) / rate))
+            note += f"  {rate:,.0f}/s  ETA {left}"
+        progress.phase("compose", note=note)
+
+    return report
 
 
 def run_pipeline(

@@ -65,6 +65,18 @@ class StatusSink(Protocol):
     def record_status(self, entries: Sequence[EraStatus]) -> None: ...
 
 
+#: ``report(done, total)``: how many of the eras a sink's close goes through it has done.
+CloseProgress = Callable[[int, int], None]
+
+
+@runtime_checkable
+class ProgressiveClose(Protocol):
+    """A sink whose close takes long enough to follow (the Parquet sink composes its file era
+    chunk by era chunk): it reports how far it has come while it closes."""
+
+    def report_close_to(self, report: CloseProgress) -> None: ...
+
+
 @runtime_checkable
 class ReportFolder(Protocol):
     """A sink whose output folder also holds the run report (``runs/<run_id>.json``)."""

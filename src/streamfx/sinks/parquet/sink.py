@@ -23,7 +23,7 @@ from ...errors import StreamfxError
 from ...model import EraResult, era_key
 from ...names import NameStyle, safe_names
 from ...version import __version__
-from .. import SinkContext
+from .. import CloseProgress, SinkContext
 from ..batch import ERA, batch_features, refuse_duplicates
 from .files import Location, put
 from .impute import put_imputed
@@ -219,6 +219,7 @@ class ParquetSink:
         self.impute = run.impute  # stages.extract.impute: the parts keep raw values
         self.settings = dict(run.settings)
         self.report_folder = path  # the run report goes to runs/ beside the features
+        self._report: CloseProgress = lambda done, total: None
         self._check_manifest()
         self._writer = PartWriter(
             path, self.run_id, self.fingerprint, self.pipeline, location=self.location
@@ -226,6 +227,11 @@ class ParquetSink:
 
     def write(self, results: Sequence[EraResult]) -> int:
         return self._writer.write(results)
+
+    def report_close_to(self, report: CloseProgress) -> None:
+        """Composing features.parquet tells ``report`` the eras composed so far (twice over
+        with a variance threshold: its pass over the eras counts too)."""
+        self._report = report
 
     def worker_writer(self) -> PartWriter:
         """A writer of parts for the workers: theirs are named by a token of their process."""
@@ -377,15 +383,18 @@ class ParquetSink:
                 names.update(n for n in chunk.dictionary.to_pylist() if n is not None)
         return sorted(names)
 
-    def _dropped(self, eras: pl.DataFrame, newest: dict[str, Part], names: list[str]) -> list[str]:
+    def _dropped(
+        self, chunks: Iterator[tuple[pl.DataFrame, np.ndarray, np.ndarray]], names: list[str]
+    ) -> list[str]:
         """Feature columns whose variance across eras is <= threshold or that hold no value
-        (population variance, ignoring null and NaN; merged chunk by chunk)."""
+        (population variance, ignoring null and NaN; merged over ``chunks``, ``_chunks``'s of
+        ``names``)."""
         if self.variance_threshold is None or not names:
             return []
         count = np.zeros(len(names))
         mean = np.zeros(len(names))
         m2 = np.zeros(len(names))
-        for _, matrix, valid in self._chunks(eras, newest, names):
+        for _, matrix, valid in chunks:
             present = valid & ~np.isnan(matrix)  # NaN (an undefined feature) is no value
             n = present.sum(axis=0)
             x = np.where(present, matrix, 0.0)
@@ -409,7 +418,17 @@ class ParquetSink:
         self._check_manifest()  # another pipeline may have composed here since this one began
         eras, newest = self._current()
         names = self._names(newest)
-        dropped = self._dropped(eras, newest, names)
+        passes = 1 if self.variance_threshold is None or not names else 2
+        done = 0
+
+        def chunks(wanted: list[str]) -> Iterator[tuple[pl.DataFrame, np.ndarray, np.ndarray]]:
+            nonlocal done
+            for chunk in self._chunks(eras, newest, wanted):
+                yield chunk
+                done += chunk[0].height
+                self._report(done, passes * eras.height)
+
+        dropped = self._dropped(chunks(names), names)
         gone = set(dropped)
         kept = [name for name in names if name not in gone]
         columns = safe_names(kept) if self.names == "safe" else kept
@@ -423,7 +442,7 @@ class ParquetSink:
 
         def write(out: pa.NativeFile) -> None:
             with pq.ParquetWriter(out, schema, **options) as writer:
-                for chunk, matrix, valid in self._chunks(eras, newest, kept):
+                for chunk, matrix, valid in chunks(kept):
                     writer.write_table(_wide_chunk(matrix, valid, chunk, columns).cast(schema))
 
         target = self.location.path(FEATURES_FILE)
