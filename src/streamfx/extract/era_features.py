@@ -11,14 +11,14 @@ so on the GPU lane they stay on the device.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
 from ..model import FEATURES_SCHEMA, READINGS_SCHEMA
 from .calculators import split_settings
-from .extractor import BlockExtractor, Extractor, FeatureBlock, long_table
+from .extractor import BlockExtractor, Extractor, FeatureBlock
 from .feature_sets import FCParameters
 from .plugin_calculators import run_plugin_calculators
 from .rolling import rolling_features
@@ -70,17 +70,17 @@ def extract_all(
     warnings_out: list[str] | None = None,
 ) -> pa.Table:
     """The extractor's features plus the plugin calculators named in the same settings."""
-    blocks, rest = extract_all_blocks(
-        extractor,
-        readings,
-        fc_parameters,
-        n_jobs=n_jobs,
-        on_error=on_error,
-        warnings_out=warnings_out,
-    )
-    if not blocks:
-        return rest
-    return pa.concat_tables([long_table(blocks), rest]) if rest.num_rows else long_table(blocks)
+    builtin, plugin, calculators = _split_plugins(fc_parameters)
+    parts = []
+    if builtin:
+        parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
+    if plugin:
+        parts.append(
+            run_plugin_calculators(
+                readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
+            )
+        )
+    return _concat(parts)
 
 
 def extract_all_blocks(
@@ -92,9 +92,38 @@ def extract_all_blocks(
     on_error: str = "nan",
     warnings_out: list[str] | None = None,
 ) -> tuple[list[FeatureBlock], pa.Table]:
-    """``extract_all``'s features as the extractor's blocks (where it gives them: a
-    BlockExtractor) and FEATURES_SCHEMA rows of the rest (its other features and the plugin
-    calculators')."""
+    """``extract_all``'s features as the extractor's blocks, where it gives them (a
+    BlockExtractor), and FEATURES_SCHEMA rows of the rest (its other features and the plugin
+    calculators'): for a consumer that wants one row per series."""
+    if not isinstance(extractor, BlockExtractor):
+        return [], extract_all(
+            extractor,
+            readings,
+            fc_parameters,
+            n_jobs=n_jobs,
+            on_error=on_error,
+            warnings_out=warnings_out,
+        )
+    builtin, plugin, calculators = _split_plugins(fc_parameters)
+    blocks: list[FeatureBlock] = []
+    parts = []
+    if builtin:
+        blocks, extracted = extractor.extract_blocks(readings, builtin, n_jobs=n_jobs)
+        parts.append(extracted)
+    if plugin:
+        parts.append(
+            run_plugin_calculators(
+                readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
+            )
+        )
+    return blocks, _concat(parts)
+
+
+def _split_plugins(
+    fc_parameters: Mapping[str, FCParameters],
+) -> tuple[dict[str, FCParameters], dict[str, FCParameters], dict[str, Any]]:
+    """Each sensor's settings without the plugin calculators, those alone, and the plugin
+    calculators registered."""
     from ..plugins.manager import feature_calculators
 
     calculators = feature_calculators()
@@ -107,28 +136,14 @@ def extract_all_blocks(
             builtin[sensor] = rest
         if mine:
             plugin[sensor] = mine
-    blocks: list[FeatureBlock] = []
-    parts = []
-    if builtin and isinstance(extractor, BlockExtractor):
-        blocks, extracted = extractor.extract_blocks(readings, builtin, n_jobs=n_jobs)
-        parts.append(extracted)
-    elif builtin:
-        parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
-    if plugin:
-        parts.append(
-            run_plugin_calculators(
-                readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
-            )
-        )
+    return builtin, plugin, calculators
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
     parts = [part for part in parts if part.num_rows]
-    rest_table = (
-        FEATURES_SCHEMA.empty_table()
-        if not parts
-        else parts[0]
-        if len(parts) == 1
-        else pa.concat_tables(parts)
-    )
-    return blocks, rest_table
+    if not parts:
+        return FEATURES_SCHEMA.empty_table()
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 class EraFeatures:

@@ -96,7 +96,9 @@ def long_table(blocks: list[FeatureBlock]) -> pa.Table:
 @runtime_checkable
 class BlockExtractor(Protocol):
     """An extractor that can give its features as matrices: a consumer that wants one row per
-    series (the Python API) then skips building one row per value and pivoting it back."""
+    series (the Python API) then skips building one row per value and pivoting it back. The
+    blocks hold what ``extract`` returns: a subclass that changes one changes both (the
+    native extractor's ``extract`` is its blocks' rows)."""
 
     def extract_blocks(
         self,
