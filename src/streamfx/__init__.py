@@ -9,6 +9,8 @@ exchange), so that a plugin never reaches into streamfx's modules. See docs/plug
 
 from __future__ import annotations
 
+from typing import Any
+
 from .api import extract_features
 from .classify.default_profiles import REFERENCE_PROFILE
 from .classify.profiles import SensorClass, SensorProfile, SensorRule
@@ -27,8 +29,6 @@ from .extract.feature_sets import FCParameters, feature_set
 from .model import FEATURES_SCHEMA, READINGS_SCHEMA, Era, EraResult
 from .names import safe_names
 from .plugins.hookspecs import hookimpl
-from .roll import roll_time_series
-from .selection import extract_relevant_features, select_features
 from .sinks import (
     BatchWriter,
     EraStatus,
@@ -42,6 +42,25 @@ from .sinks import (
     WorkerWritable,
 )
 from .version import __version__
+
+#: Loaded when first used: they import tsfresh's selection (and with it stumpy, SciPy's
+#: statistics, scikit-learn), seconds that every command and worker process would pay.
+_LAZY = {
+    "roll_time_series": "roll",
+    "select_features": "selection",
+    "extract_relevant_features": "selection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamfx' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "FEATURES_SCHEMA",
