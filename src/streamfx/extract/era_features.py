@@ -70,17 +70,10 @@ def extract_all(
     warnings_out: list[str] | None = None,
 ) -> pa.Table:
     """The extractor's features plus the plugin calculators named in the same settings."""
-    builtin, plugin, calculators = _split_plugins(fc_parameters)
-    parts = []
-    if builtin:
-        parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
-    if plugin:
-        parts.append(
-            run_plugin_calculators(
-                readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
-            )
-        )
-    return _concat(parts)
+    _, table = _extract(
+        extractor, readings, fc_parameters, n_jobs, on_error, warnings_out, as_blocks=False
+    )
+    return table
 
 
 def extract_all_blocks(
@@ -95,28 +88,39 @@ def extract_all_blocks(
     """``extract_all``'s features as the extractor's blocks, where it gives them (a
     BlockExtractor), and FEATURES_SCHEMA rows of the rest (its other features and the plugin
     calculators'): for a consumer that wants one row per series."""
-    if not isinstance(extractor, BlockExtractor):
-        return [], extract_all(
-            extractor,
-            readings,
-            fc_parameters,
-            n_jobs=n_jobs,
-            on_error=on_error,
-            warnings_out=warnings_out,
-        )
+    return _extract(
+        extractor, readings, fc_parameters, n_jobs, on_error, warnings_out, as_blocks=True
+    )
+
+
+def _extract(
+    extractor: Extractor,
+    readings: pa.Table,
+    fc_parameters: Mapping[str, FCParameters],
+    n_jobs: int,
+    on_error: str,
+    warnings_out: list[str] | None,
+    *,
+    as_blocks: bool,
+) -> tuple[list[FeatureBlock], pa.Table]:
     builtin, plugin, calculators = _split_plugins(fc_parameters)
     blocks: list[FeatureBlock] = []
     parts = []
-    if builtin:
+    if builtin and as_blocks and isinstance(extractor, BlockExtractor):
         blocks, extracted = extractor.extract_blocks(readings, builtin, n_jobs=n_jobs)
         parts.append(extracted)
+    elif builtin:
+        parts.append(extractor.extract(readings, builtin, n_jobs=n_jobs))
     if plugin:
         parts.append(
             run_plugin_calculators(
                 readings, plugin, calculators, on_error=on_error, warnings_out=warnings_out
             )
         )
-    return blocks, _concat(parts)
+    parts = [part for part in parts if part.num_rows]
+    if not parts:
+        return blocks, FEATURES_SCHEMA.empty_table()
+    return blocks, parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 def _split_plugins(
@@ -137,13 +141,6 @@ def _split_plugins(
         if mine:
             plugin[sensor] = mine
     return builtin, plugin, calculators
-
-
-def _concat(parts: list[pa.Table]) -> pa.Table:
-    parts = [part for part in parts if part.num_rows]
-    if not parts:
-        return FEATURES_SCHEMA.empty_table()
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 class EraFeatures:
