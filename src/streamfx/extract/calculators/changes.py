@@ -599,12 +599,17 @@ def _template_matches(
     sorted_values = np.empty((m + 1, templates))  # the templates' values, in that order
     for r in range(rows):
         row = x[r]
-        ranks = np.argsort(tolerances[r], kind="mergesort")
-        tol = tolerances[r][ranks]
+        ranks = np.argsort(tolerances[r])
+        tol = np.empty(count)
+        for t in range(count):  # loops, not fancy indexing or slices: less to compile
+            tol[t] = tolerances[r, ranks[t]]
         widest = tol[count - 1]
-        matches[:] = 0
-        matches[:, :, 0] = 1  # every template matches itself
-        order = np.argsort(row[:templates], kind="mergesort")
+        for length in range(2):
+            for a in range(templates):
+                matches[length, a, 0] = 1  # every template matches itself
+                for t in range(1, count + 1):
+                    matches[length, a, t] = 0
+        order = np.argsort(row[:templates])
         for k in range(m + 1):
             for a in range(templates):
                 i = order[a] + k
@@ -632,7 +637,8 @@ def _template_matches(
                     matches[1, a, t] += 1  # t == count: within none
                     matches[1, b, t] += 1
         position = np.empty(templates, dtype=np.int64)
-        position[order] = np.arange(templates)
+        for a in range(templates):
+            position[order[a]] = a
         for length in range(2):
             size = max(templates - length, 0)
             for i in range(size):  # in the templates' own order, as tsfresh sums

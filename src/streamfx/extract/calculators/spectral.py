@@ -409,11 +409,15 @@ def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
     out = np.empty((series, length))
     tree = np.zeros(length + 1, np.int64)
     rank = np.empty(length, np.int64)
+    values = np.empty(length)
     for s in range(series):
-        order = np.argsort(rows[s], kind="mergesort")
-        values = rows[s][order]
-        rank[order] = np.arange(length)
-        tree[:] = 0
+        row = rows[s]
+        order = np.argsort(row)
+        for i in range(length):  # loops, not fancy indexing: less to compile
+            rank[order[i]] = i
+            values[i] = row[order[i]]
+            tree[i] = 0
+        tree[length] = 0
         count, low, high = 0, 0, 0  # row[low:high] is counted in the tree
         for c in range(length):
             while high < min(c + half + odd, length):
