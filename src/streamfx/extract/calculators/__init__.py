@@ -46,14 +46,10 @@ CALCULATORS: dict[str, Calculator] = {}
 Accepts = Callable[[Mapping[str, Any]], bool]
 
 
-def simple(function: Callable[..., Array] | None = None, *, accepts: Accepts | None = None) -> Any:
-    """Register a calculator that returns one value per series (``accepts``: see Calculator)."""
-
-    def register(function: Callable[..., Array]) -> Callable[..., Array]:
-        CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function, accepts)
-        return function
-
-    return register(function) if function is not None else register
+def simple(function: Callable[..., Array]) -> Callable[..., Array]:
+    """Register a calculator that returns one value per series."""
+    CALCULATORS[function.__name__] = Calculator(function.__name__, "simple", function)
+    return function
 
 
 def combiner(
