@@ -136,3 +136,18 @@ def test_leading_digit_table() -> None:
     for threshold in thresholds[np.isfinite(thresholds)]:
         for value in (threshold, float(np.nextafter(threshold, 0.0))):
             assert looked_up(value) == int(np.format_float_scientific(value)[:1]), value
+
+
+def test_reoccurring_sums_kernel_matches_the_array_api_path() -> None:
+    """The compiled pass the CPU takes gives the array-API path's sums (the GPU's) exactly."""
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 7, 8, 9, 130, 300, 1000):
+        x = np.round(rng.normal(size=(20, n)) * 10.0 ** rng.integers(0, 3, size=(20, 1)))
+        x[0] = 1.5
+        ordered = np.sort(x, axis=1)
+        values, counts, n_unique = statistics._make_unique_counts(x)
+        for weighted in (False, True):
+            terms = np.where(counts > 1, counts * values if weighted else values, 0.0)
+            want = statistics._pairwise_prefix(terms, n_unique)
+            got = statistics._reoccurring_sums(ordered, weighted)
+            np.testing.assert_array_equal(got, want)

@@ -23,6 +23,7 @@ from . import (
     shared,
     simple,
 )
+from .statistics import _pairwise_sum
 
 _TINY = 1.0e-20  # scipy.stats.linregress's guard against r = ±1
 _LINREGRESS = ("slope", "intercept", "rvalue", "pvalue", "stderr", "intercept_stderr")
@@ -226,34 +227,6 @@ def ar_coefficient(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Arr
 
 
 # --- Langevin model (Friedrich et al.): quantile-binned drift, polynomial fit ------------------
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no cover - numba
-    """NumPy's pairwise summation of a[start:stop] (``np.add.reduce`` on contiguous data)."""
-    n = stop - start
-    if n < 8:
-        total = 0.0
-        for i in range(start, stop):
-            total += a[i]
-        return total
-    if n <= 128:
-        r = np.empty(8)
-        for j in range(8):
-            r[j] = a[start + j]
-        i = 8
-        while i < n - (n % 8):
-            for j in range(8):
-                r[j] += a[start + i + j]
-            i += 8
-        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            total += a[start + i]
-            i += 1
-        return total
-    half = n // 2
-    half -= half % 8
-    return _pairwise_sum(a, start, start + half) + _pairwise_sum(a, start + half, stop)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
