@@ -6,6 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamfx.extract.calculators import changes
+
 from .parity import assert_parity, efficient, standard_cases
 
 NAMES = (
@@ -124,3 +126,23 @@ def test_entropies_as_tsfresh() -> None:
         "approximate_entropy": [{"m": 2, "r": r} for r in (0.1, 0.3, 0.5, 0.7, 0.9)],
     }
     assert assert_parity(settings, cases) > 100
+
+
+def test_permutation_entropy_cpu_kernels_match_the_device_path() -> None:
+    """The compiled order codes and entropy the CPU takes equal the array operations the
+    device runs (codes exactly, entropies to rounding: the sums run in another order)."""
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(12, 200)), 1)  # ties
+    x[0] = 1.0
+    x[1, ::3] = np.nan
+    for d in (2, 3, 5, 7):
+        for tau in (1, 2, 5):
+            windows = (x.shape[1] - d) // tau + 1
+            codes = changes._order_codes(x, d, tau, windows)
+            np.testing.assert_array_equal(codes, changes._order_codes_xp(x, d, tau, windows))
+            labels = changes._pattern_table(codes.reshape(-1), d)[codes]
+            np.testing.assert_allclose(
+                changes._sorted_label_entropy(np.sort(labels, axis=1)),
+                changes._entropy_of_labels(np, labels),
+                rtol=1e-12,
+            )

@@ -151,3 +151,11 @@ def test_reoccurring_sums_kernel_matches_the_array_api_path() -> None:
             want = statistics._pairwise_prefix(terms, n_unique)
             got = statistics._reoccurring_sums(ordered, weighted)
             np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_pairwise_sum_is_numpys() -> None:
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 7, 8, 9, 127, 128, 129, 255, 257, 1000, 4097, 123_457):
+        a = rng.normal(size=n) * 10.0 ** rng.integers(-8, 16, size=n)
+        assert statistics.pairwise_sum(a, 0, n) == np.sum(a)
+        assert statistics.pairwise_sum(a, 3, max(n - 2, 3)) == np.sum(a[3 : max(n - 2, 3)])

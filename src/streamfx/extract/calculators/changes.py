@@ -22,7 +22,7 @@ from . import (
     search_left,
     simple,
 )
-from .statistics import quantile_of_sorted, sorted_rows
+from .statistics import pairwise_sum, quantile_of_sorted, sorted_rows
 
 
 def _diff(x: Array) -> Array:
@@ -522,6 +522,81 @@ def _entropy_of_labels(xp: Any, labels: Array) -> Array:
     return -xp.sum(probs * xp.log(xp.where(probs > 0, probs, 1.0)), axis=1)
 
 
+def _window_values(a: Array, j: int, tau: int, windows: int) -> Array:
+    """Value j of every window (windows of consecutive values, one starting every tau)."""
+    return a[:, j : j + tau * (windows - 1) + 1 : tau]
+
+
+def _order_codes_xp(x: Array, d: int, tau: int, windows: int) -> Array:
+    """``_order_codes`` with array operations (the device's path)."""
+    xp = namespace(x)
+    codes = xp.zeros((x.shape[0], windows), dtype=xp.int32)
+    for offset in range(1, d):
+        later, earlier = x[:, offset:], x[:, :-offset]
+        # pair (j, j + offset) adds d**j [x_{j+offset} < x_j] + d**(j+offset) [x_j < x_{j+offset}]
+        pair = xp.astype(later < earlier, xp.int32) + xp.astype(later > earlier, xp.int32) * (
+            d**offset
+        )
+        inner = _window_values(pair, d - 1 - offset, tau, windows)
+        for j in range(d - 2 - offset, -1, -1):  # Horner over j
+            inner = inner * d + _window_values(pair, j, tau, windows)
+        codes = codes + inner
+    return codes
+
+
+@numba.njit(cache=True, nogil=True)
+def _order_codes(x: np.ndarray, d: int, tau: int, windows: int) -> np.ndarray:  # pragma: no cover
+    """The order-type code sum(r[j] d**j) of every window (r[j]: the window's values below its
+    value j), compiled: the CPU's version of ``_order_codes_xp``."""
+    rows = x.shape[0]
+    out = np.zeros((rows, windows), dtype=np.int32)
+    span = tau * (windows - 1) + 1
+    for r in range(rows):
+        row, codes = x[r], out[r]
+        power = 1
+        for j in range(d):
+            for k in range(d):
+                if k == j:
+                    continue
+                if tau == 1:  # contiguous: the loop vectorizes
+                    _add_below(codes, row[k : k + windows], row[j : j + windows], power)
+                else:
+                    _add_below(codes, row[k : k + span : tau], row[j : j + span : tau], power)
+            power *= d
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_below(
+    codes: np.ndarray, other: np.ndarray, value: np.ndarray, power: int
+) -> None:  # pragma: no cover - compiled
+    """codes[w] += power where other[w] < value[w]."""
+    for w in range(len(codes)):
+        codes[w] += np.int32(other[w] < value[w]) * power
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_label_entropy(ordered: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Shannon entropy of the label frequencies of each sorted row, summed pairwise over the
+    distinct labels in order (``np.sum`` of tsfresh's probabilities)."""
+    rows, size = ordered.shape
+    out = np.empty(rows)
+    terms = np.empty(size)
+    for r in range(rows):
+        row = ordered[r]
+        count = start = 0
+        while start < size:
+            stop = start + 1
+            while stop < size and row[stop] == row[start]:
+                stop += 1
+            share = (stop - start) / size
+            terms[count] = share * math.log(share)
+            count += 1
+            start = stop
+        out[r] = -pairwise_sum(terms, 0, count)
+    return out
+
+
 @simple
 def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
     """Shannon entropy of the ordinal patterns (np.argsort(np.argsort(window))) of windows of
@@ -529,37 +604,26 @@ def permutation_entropy(x: Array, tau: int, dimension: int) -> Array:
 
     Tied values are ordered by NumPy's default (unstable) argsort, as tsfresh does: on CPUs
     where NumPy sorts with SIMD that order is not the stable one. Up to dimension 7 each
-    window's order type is coded from pairwise comparisons on the device and looked up in a
-    table of NumPy's patterns (see ``_pattern_table``); above, the windows are argsorted by
-    NumPy on the host (CuPy input is copied there)."""
+    window's order type is coded from pairwise comparisons (a compiled pass per series on the
+    CPU, array operations on the device) and looked up in a table of NumPy's patterns (see
+    ``_pattern_table``); above, the windows are argsorted by NumPy on the host (CuPy input is
+    copied there)."""
     xp = namespace(x)
     n = x.shape[1]
     d = int(dimension)
     windows = max(0, (n - d) // tau + 1)
     if windows == 0:
         return full(xp, x, math.nan)
-    span = tau * (windows - 1) + 1
-
-    def column(a: Array, j: int) -> Array:  # value j of every window
-        return a[:, j : j + span : tau]
-
+    if d <= _TABLE_MAX_DIMENSION and is_numpy_array(x):
+        codes = _order_codes(np.ascontiguousarray(x, dtype=np.float64), d, tau, windows)
+        labels = _pattern_table(codes.reshape(-1), d)[codes]
+        return _sorted_label_entropy(np.sort(labels, axis=1))
     if d <= _TABLE_MAX_DIMENSION:
-        codes = xp.zeros((x.shape[0], windows), dtype=xp.int32)
-        for offset in range(1, d):
-            later, earlier = x[:, offset:], x[:, :-offset]
-            # pair (j, j + offset) adds d**j [x_{j+offset} < x_j] + d**(j+offset) [x_j < x_{j+offset}]
-            pair = xp.astype(later < earlier, xp.int32) + xp.astype(later > earlier, xp.int32) * (
-                d**offset
-            )
-            inner = column(pair, d - 1 - offset)
-            for j in range(d - 2 - offset, -1, -1):  # Horner over j
-                inner = inner * d + column(pair, j)
-            codes = codes + inner
-        flat = xp.reshape(codes, (-1,))
+        flat = xp.reshape(_order_codes_xp(x, d, tau, windows), (-1,))
         table = like(xp, _pattern_table(host(flat), d), x)
         labels = xp.reshape(xp.take(table, flat), (x.shape[0], windows))
     else:
-        stacked = xp.stack([column(x, j) for j in range(d)], axis=-1)
+        stacked = xp.stack([_window_values(x, j, tau, windows) for j in range(d)], axis=-1)
         order = like(xp, np.argsort(host(stacked), axis=-1), x)
         ranks = xp.astype(xp.argsort(order, axis=-1), xp.int64)
         weights = xp.asarray([d**j for j in range(d)], dtype=xp.int64)

@@ -23,7 +23,7 @@ from . import (
     shared,
     simple,
 )
-from .statistics import _pairwise_sum
+from .statistics import pairwise_sum
 
 _TINY = 1.0e-20  # scipy.stats.linregress's guard against r = ±1
 _LINREGRESS = ("slope", "intercept", "rvalue", "pvalue", "stderr", "intercept_stderr")
@@ -295,8 +295,8 @@ def _friedrich_design(
                 code = codes[start]
                 if code >= 0:
                     counts[code] = stop - start
-                    sums[0, code] = signal[start] + _pairwise_sum(signal, start + 1, stop)
-                    sums[1, code] = delta[start] + _pairwise_sum(delta, start + 1, stop)
+                    sums[0, code] = signal[start] + pairwise_sum(signal, start + 1, stop)
+                    sums[1, code] = delta[start] + pairwise_sum(delta, start + 1, stop)
                 start = stop
         else:
             for t in range(n - 1):

@@ -52,31 +52,63 @@ def _pairwise(columns: list[Array]) -> Array:
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no cover - numba
-    """NumPy's pairwise summation of a[start:stop] (``np.add.reduce`` on contiguous data)."""
+def _block_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no cover - numba
+    """NumPy's sum of at most 128 terms: left to right below 8, else 8 running sums combined
+    pairwise, then the remainder."""
     n = stop - start
     if n < 8:
         total = 0.0
         for i in range(start, stop):
             total += a[i]
         return total
-    if n <= 128:
-        r = np.empty(8)
+    r = np.empty(8)
+    for j in range(8):
+        r[j] = a[start + j]
+    i = 8
+    while i < n - (n % 8):
         for j in range(8):
-            r[j] = a[start + j]
-        i = 8
-        while i < n - (n % 8):
-            for j in range(8):
-                r[j] += a[start + i + j]
-            i += 8
-        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            total += a[start + i]
-            i += 1
-        return total
-    half = n // 2
-    half -= half % 8
-    return _pairwise_sum(a, start, start + half) + _pairwise_sum(a, start + half, stop)
+            r[j] += a[start + i + j]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        total += a[start + i]
+        i += 1
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def pairwise_sum(a: np.ndarray, start: int, stop: int) -> float:  # pragma: no cover - numba
+    """NumPy's pairwise summation of a[start:stop] (``np.add.reduce`` on contiguous data):
+    blocks of 128, halves (the first a multiple of 8) added as (left) + (right).
+
+    The halving runs on explicit stacks, not by recursion: numba cannot link a cached
+    recursive function into kernels of other modules."""
+    if stop - start <= 128:
+        return _block_sum(a, start, stop)
+    # pending segments (start, stop, combine?) and the sums done, in the recursion's order
+    lows = np.empty(192, dtype=np.int64)
+    highs = np.empty(192, dtype=np.int64)
+    combine = np.empty(192, dtype=np.bool_)
+    sums = np.empty(96)
+    top, done = 1, 0
+    lows[0], highs[0], combine[0] = start, stop, False
+    while top > 0:
+        top -= 1
+        low, high = lows[top], highs[top]
+        if combine[top]:
+            done -= 1
+            sums[done - 1] = sums[done - 1] + sums[done]
+        elif high - low <= 128:
+            sums[done] = _block_sum(a, low, high)
+            done += 1
+        else:
+            half = (high - low) // 2
+            half -= half % 8
+            lows[top], highs[top], combine[top] = low, high, True
+            lows[top + 1], highs[top + 1], combine[top + 1] = low + half, high, False
+            lows[top + 2], highs[top + 2], combine[top + 2] = low, low + half, False
+            top += 3
+    return sums[0]
 
 
 def _pairwise_prefix(values: Array, count: Array) -> Array:
@@ -615,7 +647,7 @@ def _reoccurring_sums(ordered: np.ndarray, weighted: bool) -> np.ndarray:  # pra
             terms[size] = 0.0 if repeats == 1 else (float(repeats) * value if weighted else value)
             size += 1
             start = stop
-        out[r] = _pairwise_sum(terms, 0, size)
+        out[r] = pairwise_sum(terms, 0, size)
     return out
 
 
