@@ -60,7 +60,7 @@ def rolling_features(
     sensors = list(sensors)
     if not sensors or readings.num_rows == 0:
         return FEATURES_SCHEMA.empty_table()
-    series, host_values = series_layout(readings)
+    series, host_values = series_layout(readings, intervals=True)
     series = series.filter(pl.col("sensor").is_in(sensors) & (pl.col("interval_us") > 0))
     if series.height == 0:
         return FEATURES_SCHEMA.empty_table()
