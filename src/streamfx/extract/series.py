@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Array = Any  # a NumPy or CuPy array
+
+SERIES_ORDER = ("era_id", "sensor", "time")  # the readings' order within a pass
 
 
 def sorted_series(
@@ -26,13 +29,13 @@ def sorted_series(
 
     A series is a run of equal (era_id, sensor) in the sorted rows: its offset is where the run
     starts, found by comparing neighbours, not by hashing every row's keys."""
-    frame = (
-        pl.from_arrow(readings)
-        .lazy()
-        .filter(pl.col("value").is_not_nan())
-        .sort("era_id", "sensor", "time")
-        .collect()
-    )
+    if pc.any(pc.is_nan(readings["value"])).as_py():
+        readings = readings.filter(pc.invert(pc.is_nan(readings["value"])))
+    # Arrow's sort: a third of the memory polars' parallel multi-key sort takes (its per-thread
+    # buffers grew a 200 x 1,000-point API call's RSS by 45 MiB), and no slower
+    order = pc.sort_indices(readings, sort_keys=[(k, "ascending") for k in SERIES_ORDER])
+    frame = pl.from_arrow(readings.take(order))
+    assert isinstance(frame, pl.DataFrame)
     keys = ("era_id", "sensor")
     starts = frame.select(
         pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift()) for k in keys).alias("start")
