@@ -685,16 +685,16 @@ def _template_matches(
             # slices from 0: the compiler then knows no index wraps around (as a negative
             # one would), and vectorizes
             near, near_last = distance[a + 1 : end], further[a + 1 : end]
-            values, value = first[a + 1 : end], first[a]
+            values, lasts = first[a + 1 : end], last[a + 1 : end]
+            value, value_last = first[a], last[a]
             for b in range(len(near)):
                 near[b] = values[b] - value  # >= 0, and |x_i - x_j| as rounded
+                near_last[b] = abs(lasts[b] - value_last)
             for k in range(1, m):
                 values, value = sorted_values[k, a + 1 : end], sorted_values[k, a]
                 for b in range(len(near)):
-                    near[b] = max(near[b], abs(values[b] - value))
-            values, value = last[a + 1 : end], last[a]
-            for b in range(len(near)):
-                near_last[b] = abs(values[b] - value)
+                    gap = abs(values[b] - value)
+                    near[b] = near[b] if near[b] >= gap else gap
             for t in range(count):
                 tolerance = tolerances[r, t]
                 stop = ends[t]
