@@ -129,26 +129,32 @@ class NativeExtractor:
 
         A bucket is computed in row chunks of at most ``CHUNK_VALUES`` values, so the
         calculators' intermediates stay bounded whatever the input's size. With ``n_jobs`` > 1
-        the chunks of all buckets run on that many threads (NumPy, LAPACK and the numba kernels
-        release the GIL; threads share the input where processes would copy it and import the
-        libraries again).
+        the chunks of buckets large enough to split run on that many threads (NumPy, LAPACK and
+        the numba kernels release the GIL; threads share the input where processes would copy
+        it and import the libraries again).
         """
         jobs = [
-            (bucket, [partial(self._matrix, batch, settings, rows) for rows in chunks])
+            (bucket, [partial(self._matrix, batch, settings, rows) for rows in chunks], batch.size)
             for _, bucket, batch in buckets(series, values, self.xp)
             for chunks in [_row_chunks(batch.shape, max(n_jobs, 1))]
         ]
-        calls = [call for _, chunks in jobs for call in chunks]
+        # a bucket too small to split holds the GIL most of its time (NumPy's per-call cost):
+        # on a thread it stalls the others, so such buckets run here, before the split ones
+        alone = [len(chunks) == 1 and size < MIN_CHUNK_VALUES for _, chunks, size in jobs]
+        pooled = [c for (_, chunks, _), a in zip(jobs, alone, strict=True) if not a for c in chunks]
         with (
-            ThreadPoolExecutor(n_jobs) if n_jobs > 1 else contextlib.nullcontext() as pool,
+            ThreadPoolExecutor(n_jobs)
+            if n_jobs > 1 and pooled
+            else contextlib.nullcontext() as pool,
             warnings.catch_warnings(),  # the filters are the process's: set once for all threads
             one_blas_thread(),
         ):
             warnings.simplefilter("ignore", RuntimeWarning)
-            results = iter(list(pool.map(_call, calls)) if pool else [call() for call in calls])
+            here = iter([chunks[0]() for (_, chunks, _), a in zip(jobs, alone, strict=True) if a])
+            results = iter(list(pool.map(_call, pooled)) if pool else [call() for call in pooled])
         out = []
-        for bucket, chunks in jobs:
-            done = [next(results) for _ in chunks]
+        for (bucket, chunks, _), a in zip(jobs, alone, strict=True):
+            done = [next(here)] if a else [next(results) for _ in chunks]
             matrix = done[0][1] if len(done) == 1 else np.concatenate([m for _, m in done], 1)
             out.append(FeatureBlock(bucket.select("era_id", "sensor"), done[0][0], matrix))
         return out
