@@ -6,7 +6,7 @@ One command::
                                        [--sets efficient,comprehensive]
                                        [--engines streamfx,tsfresh-rs,tsfx,tsfresh]
                                        [--series 12=4000,144=20,1000=200,10000=16]
-                                       [--tsfresh-series 10000:comprehensive=2] [--repeat 3]
+                                       [--tsfresh-series 10000:comprehensive=2] [--repeat 7]
                                        [--quick] [--results PATH | --no-write]
 
 The defaults are the whole matrix (4 lengths x 2 sets x 4 engines), sized to take about a
@@ -29,7 +29,8 @@ Each (engine, length, set) runs in a fresh process of this script (``--worker NA
 imports the engine, reads the input and turns it into what a user would hold (outside the
 timing), makes one warm-up call on the first two series (streamfx: whole, for its numba JIT;
 the others compile nothing, so their first 1,000 points: lazy imports, thread pools), then times
-the call: the median of ``--repeat`` calls, or one where a call takes over 5 s. The calls,
+the call: the median of ``--repeat`` calls (7: calls of a few tenths of a second vary by 30%
+on a shared 2-core machine), or one where a call takes over 5 s. The calls,
 exactly as a user writes them:
 
 * streamfx: ``streamfx.extract_features(df, column_id="id", column_sort="time",
@@ -847,7 +848,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="LENGTH[:SET]=K,...: tsfresh on the first K series only (default "
         + ",".join(f"{n}:{s}={k}" for (n, s), k in TSFRESH_SERIES.items()) + "; 0 = all)",
     )  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=3, help="timed calls (median) under 5 s")
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls (median) under 5 s")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, one call")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to write")
     add_output_options(parser, keep=True)

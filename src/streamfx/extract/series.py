@@ -36,7 +36,7 @@ def sorted_series(
     order = pc.sort_indices(readings, sort_keys=[(k, "ascending") for k in SERIES_ORDER])
     frame = pl.from_arrow(readings.take(order))
     assert isinstance(frame, pl.DataFrame)
-    keys = ("era_id", "sensor")
+    keys = SERIES_ORDER[:2]
     starts = frame.select(
         pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift()) for k in keys).alias("start")
     ).to_series()
