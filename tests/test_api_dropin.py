@@ -312,6 +312,29 @@ def test_dict_of_frames(robots) -> None:
         streamfx.extract_features(frames, SMALL, **options, column_kind="kind", **QUIET)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "ids"),
+    [
+        (pl.UInt64, [2**64 - 1, 3, 2**64 - 5]),  # offsets from the smallest, zero-padded
+        (pl.Int8, [127, -128, 5]),
+        (pl.Int64, [2**63 - 1, 0, -(2**63)]),  # a range past int64: the ids as text
+    ],
+)
+def test_integer_ids_of_any_width_keep_their_rows(dtype, ids) -> None:
+    """Each id's features stay its own, the result sorted by id, whatever the integers."""
+    frame = pl.DataFrame(
+        {
+            "id": pl.Series([i for i in ids for _ in range(20)], dtype=dtype),
+            "time": list(range(20)) * len(ids),
+            "value": [float(k) for k in range(len(ids)) for _ in range(20)],
+        }
+    )
+    got = streamfx.extract_features(frame, column_id="id", column_sort="time", **QUIET)
+    assert got["id"].dtype == dtype and got["id"].to_list() == sorted(ids)
+    means = dict(zip(got["id"].to_list(), got["value__mean"].to_list(), strict=True))
+    assert means == {i: float(k) for k, i in enumerate(ids)}
+
+
 def test_tuple_ids_of_tsfreshs_own_roll(robots) -> None:
     df, _ = robots
     with warnings.catch_warnings():

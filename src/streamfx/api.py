@@ -410,10 +410,21 @@ def _refuse_missing_values(frame: pl.DataFrame, names: Sequence[str], where: str
 
 def _id_map(long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``long`` with each row's string era_id, and each original id (column _ID) with its
-    era_id, sorted by id. The era_id is the id as text where that is one-to-one (no join);
-    structs and lists (tuple ids) are numbered."""
+    era_id, sorted by id. Integer ids become their zero-padded offset from the smallest; other
+    ids their text where that is one-to-one (no join); structs and lists (tuple ids) are
+    numbered."""
     ids = long.select(_ID).unique().sort(_ID)
-    if not long.schema[_ID].is_nested():
+    dtype = long.schema[_ID]
+    if dtype.is_integer() and ids.height:
+        # the offset from the smallest id, zero-padded: the era_ids then sort as the ids do,
+        # so the extractor's series come in the result's order (see ``_to_wide``)
+        low, high = ids.item(0, _ID), ids.item(-1, _ID)
+        if high - low < 2**63:
+            width = len(str(high - low))
+            wide = pl.UInt64 if dtype == pl.UInt64 else pl.Int64  # room for the offsets
+            text = (pl.col(_ID).cast(wide) - low).cast(pl.String).str.zfill(width)
+            return long.with_columns(text.alias(_ERA)), ids.with_columns(text.alias(_ERA))
+    if not dtype.is_nested():
         era = ids.get_column(_ID).cast(pl.String, strict=False)
         if not era.null_count() and era.n_unique() == ids.height:
             text = pl.col(_ID).cast(pl.String, strict=False).alias(_ERA)
@@ -652,15 +663,27 @@ def _to_wide(
     start[pairs] = np.arange(len(pairs)) * ids.height
     cells = np.full(ids.height * len(pairs), np.nan)  # column after column
     got = np.zeros(ids.height, dtype=bool)
+    columns = cells.reshape(len(pairs), ids.height)  # a row per (kind, feature): a view
     for block, (era, rank, keep, codes) in zip(blocks, placed, strict=True):
         values = block.values if keep.all() else block.values[:, keep]
-        pair_base = rank * size  # each series' kind, as a pair code without the feature
-        # features in groups whose cell index (features x series) stays in the cache: one
-        # assignment per group, not per feature (a bucket of a dozen series has 778 features)
-        step = max(1, (1 << 16) // max(len(era), 1))
-        for first in range(0, len(codes), step):
-            group = codes[first : first + step, None]
-            cells[start[pair_base[None, :] + group] + era[None, :]] = values[first : first + step]
+        ranks = np.unique(rank)
+        if (
+            len(ranks) == 1
+            and len(era)
+            and np.array_equal(era, np.arange(era[0], era[0] + len(era)))
+        ):
+            # one kind, consecutive ids (the era_ids sort as the ids do, so whole buckets
+            # come this way): a copy of the block's rows into the columns' spans
+            rows = start[ranks[0] * size + codes] // ids.height
+            columns[rows, era[0] : era[0] + len(era)] = values
+        else:
+            pair_base = rank * size  # each series' kind, as a pair code without the feature
+            # features in groups whose cell index (features x series) stays in the cache
+            step = max(1, (1 << 16) // len(era)) if len(era) else len(codes)
+            for first in range(0, len(codes), step):
+                group = codes[first : first + step, None]
+                target = start[pair_base[None, :] + group] + era[None, :]
+                cells[target] = values[first : first + step]
         got[era] = True
     if long is not None:
         era, rank, feature, values = long
@@ -668,7 +691,7 @@ def _to_wide(
         cell += era
         cells[cell] = values
         got[era] = True
-    matrix = cells.reshape(len(pairs), ids.height).T
+    matrix = columns.T
     if got.all():
         return ids.get_column(_ID), matrix, names
     return ids.get_column(_ID).filter(got), np.asfortranarray(matrix[got]), names

@@ -9,6 +9,7 @@ row, so only the series it fails on get NaN.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -204,28 +205,42 @@ _OPTIONAL_KEYS = {
 
 def calculator_parameters(
     name: str, plugin: FeatureCalculator | None
-) -> tuple[set[str], set[str]] | None:
+) -> tuple[frozenset[str], frozenset[str]] | None:
     """(allowed, required) parameter names of a calculator; None when it takes any.
 
     A plugin's and a simple tsfresh calculator's are their function's keyword parameters
     (after the series arguments); a tsfresh combiner takes one list of dicts, whose keys are
     those of tsfresh's own comprehensive grid for it (plus the few it reads with a default)."""
+    if plugin is None:
+        return _tsfresh_parameters(name)
+    return _keyword_parameters(plugin.function, 2 if plugin.kind == "series" else 1)
+
+
+@functools.cache
+def _tsfresh_parameters(name: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """``calculator_parameters`` of a tsfresh calculator (once per process: the API checks its
+    settings on every call)."""
     from tsfresh.feature_extraction import feature_calculators as tsfresh
 
-    if plugin is not None:
-        function, skip = plugin.function, 2 if plugin.kind == "series" else 1
-    else:
-        function, skip = getattr(tsfresh, name), 1
-        if getattr(function, "fctype", "simple") == "combiner":
-            grid = feature_set("comprehensive").get(name) or [{}]
-            optional = _OPTIONAL_KEYS.get(name, set())
-            allowed = set().union(*grid) | optional
-            return allowed, set.intersection(*map(set, grid)) - optional
+    function = getattr(tsfresh, name)
+    if getattr(function, "fctype", "simple") == "combiner":
+        grid = feature_set("comprehensive").get(name) or [{}]
+        optional = _OPTIONAL_KEYS.get(name, set())
+        allowed = frozenset().union(*grid) | optional
+        return allowed, frozenset.intersection(*map(frozenset, grid)) - optional
+    return _keyword_parameters(function, 1)
+
+
+def _keyword_parameters(function: Any, skip: int) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(allowed, required) keyword parameters of ``function`` after its ``skip`` series
+    arguments; None when it takes any."""
     parameters = list(inspect.signature(function).parameters.values())[skip:]
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return {p.name for p in named}, {p.name for p in named if p.default is p.empty}
+    return frozenset(p.name for p in named), frozenset(
+        p.name for p in named if p.default is p.empty
+    )
 
 
 def _check_parameters(
