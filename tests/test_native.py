@@ -17,6 +17,7 @@ from streamfx.extract.extractors.gpu import GpuExtractor
 from streamfx.extract.extractors.native import NativeExtractor
 from streamfx.extract.extractors.tsfresh import TsfreshExtractor
 from streamfx.extract.rolling import rolling_features
+from streamfx.extract.series import SERIES_ORDER, _in_order, sorted_series
 from streamfx.model import READINGS_SCHEMA
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -186,3 +187,28 @@ def test_threads_and_chunks_give_identical_values(monkeypatch) -> None:
         assert same(extractor.extract(readings, settings, n_jobs=jobs))
     monkeypatch.setattr(native, "CHUNK_VALUES", 500)  # one thread, chunked by size
     assert same(extractor.extract(readings, settings))
+
+
+def test_series_layout_is_the_same_for_sorted_and_shuffled_readings() -> None:
+    """Sorted readings skip the sort; shuffled ones (in several chunks) get it: both give the
+    same series, offsets and values."""
+    rng = np.random.default_rng(12)
+    n = 3_000
+    readings = pa.table(
+        {
+            "era_id": pa.array(rng.choice(["e1", "e2", "e10"], n)),
+            "sensor": pa.array(rng.choice(["a", "b"], n)),
+            "time": pa.array(rng.permutation(n), pa.timestamp("us", "UTC")),
+            "value": rng.normal(size=n),
+        }
+    )
+    ordered = readings.sort_by([(k, "ascending") for k in SERIES_ORDER])
+    shuffled = pa.concat_tables([readings.slice(0, 1_000), readings.slice(1_000)])
+    assert _in_order(ordered) and not _in_order(shuffled)
+    for table in (ordered, shuffled):
+        frame, series = sorted_series(table, intervals=True)
+        want_frame, want_series = sorted_series(ordered, intervals=True)
+        assert frame.equals(want_frame) and series.equals(want_series)
+    # equal times within a series are in order: ties keep their rows' order, as the sort
+    tied = ordered.set_column(2, "time", pa.array([0] * n, pa.timestamp("us", "UTC")))
+    assert _in_order(tied) and not _in_order(tied.take(rng.permutation(n)))

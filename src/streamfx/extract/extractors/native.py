@@ -138,9 +138,9 @@ class NativeExtractor:
             for _, bucket, batch in buckets(series, values, self.xp)
             for chunks in [_row_chunks(batch.shape, max(n_jobs, 1))]
         ]
-        # a bucket too small to split holds the GIL most of its time (NumPy's per-call cost):
-        # on a thread it stalls the others, so such buckets run here, before the split ones
-        alone = [len(chunks) == 1 and size < MIN_CHUNK_VALUES for _, chunks, size in jobs]
+        # a small bucket holds the GIL most of its time (NumPy's per-call cost): on a thread
+        # it stalls the others, so such buckets run here, before the rest
+        alone = [len(chunks) == 1 and size < SMALL_BUCKET_VALUES for _, chunks, size in jobs]
         pooled = [c for (_, chunks, _), a in zip(jobs, alone, strict=True) if not a for c in chunks]
         with (
             ThreadPoolExecutor(n_jobs)
@@ -178,17 +178,25 @@ class NativeExtractor:
 #: Values (series × samples) per chunk the calculators get at once: their intermediates are a
 #: few times this (8 MiB of float64), and the per-call overhead is spread over enough series.
 CHUNK_VALUES = 1 << 20
-#: Values per chunk at least, when splitting a bucket across threads: below this the
-#: calculators' fixed cost per call (about 1,500 NumPy calls) outweighs the gain.
-MIN_CHUNK_VALUES = 1 << 14
+#: A bucket is split across threads only into chunks of at least this many values, or of
+#: ``MIN_CHUNK_ROWS`` series: a split repeats the calculators' fixed cost per call (about 1,500
+#: NumPy calls, holding the GIL), which 255 celle5 days of 144 points (37 k values) do not
+#: earn back on 2 threads (measured: 25 ms slower), where 2 x 2,000 series of 12 points do.
+MIN_CHUNK_VALUES = 1 << 16
+MIN_CHUNK_ROWS = 1_000
+#: A bucket of fewer values runs in the calling thread, before the others: its NumPy calls
+#: are on arrays too small to release the GIL, so on a thread it would stall the rest.
+SMALL_BUCKET_VALUES = 1 << 14
 
 
 def _row_chunks(shape: tuple[int, int], jobs: int) -> list[slice]:
     """Row slices of a (series, samples) bucket: at most ``CHUNK_VALUES`` values each, and
-    ``jobs`` of them where each still gets ``MIN_CHUNK_VALUES``."""
+    ``jobs`` of them where each still gets ``MIN_CHUNK_VALUES`` values or ``MIN_CHUNK_ROWS``
+    series."""
     rows, length = shape
     by_size = -(-rows * length // CHUNK_VALUES)
-    count = max(by_size, min(jobs, rows * length // MIN_CHUNK_VALUES, rows), 1)
+    worth = max(rows * length // MIN_CHUNK_VALUES, rows // MIN_CHUNK_ROWS)
+    count = max(by_size, min(jobs, worth, rows), 1)
     step = -(-rows // count)
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
