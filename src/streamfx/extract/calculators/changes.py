@@ -22,7 +22,7 @@ from . import (
     search_left,
     simple,
 )
-from .statistics import pairwise_sum, quantile_of_sorted, sorted_rows
+from .statistics import pairwise_sum, quantile_of_sorted, sorted_rows, sorted_runs
 
 
 def _diff(x: Array) -> Array:
@@ -582,18 +582,14 @@ def _sorted_label_entropy(ordered: np.ndarray) -> np.ndarray:  # pragma: no cove
     rows, size = ordered.shape
     out = np.empty(rows)
     terms = np.empty(size)
+    firsts = np.empty(size, dtype=np.int64)
+    lengths = np.empty(size, dtype=np.int64)
     for r in range(rows):
-        row = ordered[r]
-        count = start = 0
-        while start < size:
-            stop = start + 1
-            while stop < size and row[stop] == row[start]:
-                stop += 1
-            share = (stop - start) / size
-            terms[count] = share * math.log(share)
-            count += 1
-            start = stop
-        out[r] = -pairwise_sum(terms, 0, count)
+        runs = sorted_runs(ordered[r], firsts, lengths)
+        for i in range(runs):
+            share = lengths[i] / size
+            terms[i] = share * math.log(share)
+        out[r] = -pairwise_sum(terms, 0, runs)
     return out
 
 

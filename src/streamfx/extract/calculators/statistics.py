@@ -628,6 +628,23 @@ def sum_of_reoccurring_data_points(x: Array) -> Array:
 
 
 @numba.njit(cache=True, nogil=True)
+def sorted_runs(
+    row: np.ndarray, firsts: np.ndarray, lengths: np.ndarray
+) -> int:  # pragma: no cover
+    """The runs of equal values of a sorted row: each run's first index and length, in order;
+    returns how many (NaNs are runs of one, as ``!=`` sees them)."""
+    count = start = 0
+    while start < len(row):
+        stop = start + 1
+        while stop < len(row) and row[stop] == row[start]:
+            stop += 1
+        firsts[count], lengths[count] = start, stop - start
+        count += 1
+        start = stop
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
 def _reoccurring_sums(ordered: np.ndarray, weighted: bool) -> np.ndarray:  # pragma: no cover
     """The sums of ``sum_of_reoccurring_values`` (``weighted``: ``..._data_points``) from the
     sorted rows in one compiled pass per row: the distinct values' terms, then NumPy's pairwise
@@ -635,19 +652,15 @@ def _reoccurring_sums(ordered: np.ndarray, weighted: bool) -> np.ndarray:  # pra
     rows, n = ordered.shape
     out = np.empty(rows)
     terms = np.empty(n)
+    firsts = np.empty(n, dtype=np.int64)
+    lengths = np.empty(n, dtype=np.int64)
     for r in range(rows):
         row = ordered[r]
-        size = start = 0
-        while start < n:
-            stop = start + 1
-            while stop < n and row[stop] == row[start]:
-                stop += 1
-            repeats = stop - start
-            value = row[start]
-            terms[size] = 0.0 if repeats == 1 else (float(repeats) * value if weighted else value)
-            size += 1
-            start = stop
-        out[r] = pairwise_sum(terms, 0, size)
+        runs = sorted_runs(row, firsts, lengths)
+        for i in range(runs):
+            value, repeats = row[firsts[i]], lengths[i]
+            terms[i] = 0.0 if repeats == 1 else (float(repeats) * value if weighted else value)
+        out[r] = pairwise_sum(terms, 0, runs)
     return out
 
 
