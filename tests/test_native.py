@@ -12,7 +12,7 @@ import pytest
 
 from streamfx.errors import StreamfxError
 from streamfx.extract import feature_set
-from streamfx.extract.calculators import CALCULATORS
+from streamfx.extract.calculators import CALCULATORS, split_settings
 from streamfx.extract.extractors.gpu import GpuExtractor
 from streamfx.extract.extractors.native import NativeExtractor
 from streamfx.extract.extractors.tsfresh import TsfreshExtractor
@@ -148,10 +148,29 @@ def test_kernels_warm_up_once_per_machine(tmp_path, monkeypatch) -> None:
     marker = compiled_marker()
     assert marker.parent == tmp_path / "cache" and not marker.exists()
     extractor = CountingExtractor()
-    extractor.warm_up()  # compiles (here: loads), then leaves the marker
-    assert CountingExtractor.calls == 1 and marker.exists()
+    extractor.warm_up()  # compiles (here: loads) a calculator at a time, then leaves the marker
+    calls = CountingExtractor.calls
+    assert calls == len(split_settings(feature_set("comprehensive"))[0]) and marker.exists()
     extractor.warm_up()  # the marker says done: no kernel is run, none loaded
-    assert CountingExtractor.calls == 1
+    assert CountingExtractor.calls == calls
+
+
+def test_an_ending_process_stops_the_warm_up_without_a_marker(tmp_path, monkeypatch) -> None:
+    """At exit the warm-up stops between calculators (numba compiling under the interpreter's
+    teardown aborts the process), and leaves no marker: the next run compiles the rest."""
+    import threading
+
+    import numba
+
+    from streamfx.extract import warmup
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "cache"))
+    stopping = threading.Event()
+    monkeypatch.setattr(warmup, "_STOPPING", stopping)
+    CountingExtractor.calls = 0
+    stopping.set()
+    CountingExtractor().warm_up()
+    assert CountingExtractor.calls == 0 and not warmup.compiled_marker().exists()
 
 
 def test_threads_and_chunks_give_identical_values(monkeypatch) -> None:

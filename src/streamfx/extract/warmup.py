@@ -11,6 +11,7 @@ own process 0.6 s and 120 MiB it never uses (it does not extract).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import hashlib
@@ -61,18 +62,21 @@ def warm_up_once(extractor: Extractor) -> None:
     """:func:`warm_up`, unless the marker says it was done with these kernels on this machine;
     then leave the marker (where the cache is writable)."""
     marker = compiled_marker()
-    if marker.exists():
+    if marker.exists() or not warm_up(extractor):
         return
-    warm_up(extractor)
     with contextlib.suppress(OSError):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"compiled by streamfx {__version__}, pid {os.getpid()}\n")
 
 
-def warm_up(extractor: Extractor) -> None:
+#: Set when the process ends: the warm-up stops after the calculator it is compiling.
+_STOPPING = threading.Event()
+
+
+def warm_up(extractor: Extractor) -> bool:
     """Run every native calculator of the comprehensive set through ``extractor`` on a few
     small synthetic series, which compiles (or loads from the cache) every numba kernel with
-    the types a run uses."""
+    the types a run uses; False when the process ended it early (see ``KernelWarmup``)."""
 
     rng = np.random.default_rng(0)
     start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -86,7 +90,11 @@ def warm_up(extractor: Extractor) -> None:
         schema=READINGS_SCHEMA,
     )
     native, _, _ = split_settings(feature_set("comprehensive"))
-    extractor.extract(readings, {"s": native})
+    for name, params in native.items():  # one at a time: an ending run stops between kernels
+        if _STOPPING.is_set():
+            return False
+        extractor.extract(readings, {"s": {name: params}})
+    return True
 
 
 class KernelWarmup:
@@ -96,6 +104,14 @@ class KernelWarmup:
         self._job = job
         self._thread = threading.Thread(target=self._run, name="streamfx-warmup", daemon=True)
         self._thread.start()
+        # a run that ends early (bad input, an unreachable database) would otherwise end the
+        # interpreter while numba compiles on the thread, and LLVM's teardown under it aborts
+        # the process (SIGABRT instead of exit status 2): stop it between kernels, and wait
+        atexit.register(self._finish)
+
+    def _finish(self) -> None:
+        _STOPPING.set()
+        self._thread.join()
 
     def _run(self) -> None:
         with contextlib.suppress(Exception):  # the workers compile what is missing
