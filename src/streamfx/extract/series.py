@@ -29,8 +29,9 @@ def sorted_series(
 
     A series is a run of equal (era_id, sensor) in the sorted rows: its offset is where the run
     starts, found by comparing neighbours, not by hashing every row's keys."""
-    if pc.any(pc.is_nan(readings["value"])).as_py():
-        readings = readings.filter(pc.invert(pc.is_nan(readings["value"])))
+    nan = pc.is_nan(readings["value"])
+    if pc.any(nan).as_py():
+        readings = readings.filter(pc.invert(nan))
     if not _in_order(readings):
         # Arrow's sort: a third of the memory polars' parallel multi-key sort takes (its
         # per-thread buffers grew a 200 x 1,000-point API call's RSS by 45 MiB), and no slower
