@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamfx.extract.calculators import models
 from streamfx.extract.calculators.models import _max_real_root
 
 from .parity import assert_parity, efficient, standard_cases
@@ -169,3 +170,37 @@ def test_dickey_fuller_lag_choice_from_cross_products() -> None:
         ]
     }
     assert assert_parity(settings, cases) == 6 * len(cases)
+
+
+def test_qr_fits_match_the_statsmodels_way() -> None:
+    """The host's QR fits of AR coefficients and Dickey-Fuller statistics equal the pinv (SVD)
+    fits the device keeps, and hand back the rows they cannot trust (rank-deficient designs,
+    perfect fits) to be fitted that way."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate(
+        [
+            rng.normal(size=(20, 144)).cumsum(axis=1),
+            rng.normal(size=(20, 144)),
+            np.round(rng.normal(size=(20, 144)), 0),
+            np.ones((1, 144)),
+            np.tile(np.arange(144.0), (1, 1)),
+        ]
+    )
+    *_, trusted = models._lagged_qr_fits(
+        x[None], np.array([-1] + [0] * 11), np.array([0, *range(9, -1, -1), 10]), 134, -1
+    )
+    assert trusted[:60].all() and not trusted[60:].any()
+    np.testing.assert_allclose(
+        models._autoreg_params(np, x, 10), models._autoreg_pinv(np, x, 10), rtol=1e-9, atol=1e-12
+    )
+    xdiff = np.diff(x, axis=1)
+    bases = np.stack([x, np.concatenate([xdiff, np.zeros((len(x), 1))], axis=1)])
+    for lag in (0, 1, 6):
+        for constant in (True, False):
+            rhs, target = models._adf_lag_columns(x, xdiff, lag)
+            rhs = [*rhs, np.ones_like(rhs[0])] if constant else rhs
+            np.testing.assert_allclose(
+                models._adf_statistic(bases, lag, constant),
+                models._ols_blocks(rhs, target, llf=False, tvalue=0)["tvalue"],
+                rtol=1e-9,
+            )

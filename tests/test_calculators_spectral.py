@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,16 +73,18 @@ def test_number_cwt_peaks_long_series() -> None:
     assert_parity(efficient("number_cwt_peaks"), cases)
 
 
-def test_noise_floors_are_scipys_percentile() -> None:
+@pytest.mark.parametrize("length", [3, 57, 144, 257, 1400])
+def test_noise_floors_are_scipys_percentile(length: int) -> None:
     """The sliding order statistic equals scoreatpercentile on each clipped window, NaN and
-    ties included."""
+    ties included, for windows kept sorted (up to 64 values) and counted in a tree."""
     from scipy.stats import scoreatpercentile
 
     from streamfx.extract.calculators.spectral import _noise_floors
 
     rng = np.random.default_rng(17)
-    rows = np.round(rng.normal(size=(3, 257)), 1)
-    rows[1, [5, 40, 41, 200]] = np.nan
+    rows = np.round(rng.normal(size=(3, length)), 1)
+    rows[1, [i for i in (0, 2, 5, 40, 41, 200) if i < length]] = np.nan
+    rows[2, : length // 3] = np.nan
     size = -(-rows.shape[1] // 20)
     half, odd = size // 2, size % 2
     got = _noise_floors(rows)

@@ -413,7 +413,7 @@ def _id_map(long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     era_id, sorted by id. Integer ids become their zero-padded offset from the smallest; other
     ids their text where that is one-to-one (no join); structs and lists (tuple ids) are
     numbered."""
-    ids = long.select(_ID).unique().sort(_ID)
+    ids = long.get_column(_ID).unique().sort().to_frame()
     dtype = long.schema[_ID]
     if dtype.is_integer() and ids.height:
         # the offset from the smallest id, zero-padded: the era_ids then sort as the ids do,
@@ -423,7 +423,10 @@ def _id_map(long: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             width = len(str(high - low))
             wide = pl.UInt64 if dtype == pl.UInt64 else pl.Int64  # room for the offsets
             text = (pl.col(_ID).cast(wide) - low).cast(pl.String).str.zfill(width)
-            return long.with_columns(text.alias(_ERA)), ids.with_columns(text.alias(_ERA))
+            ids = ids.with_columns(text.alias(_ERA))
+            # each row's id found among the sorted ids: cheaper than a string per row
+            where = ids.get_column(_ID).search_sorted(long.get_column(_ID))
+            return long.with_columns(ids.get_column(_ERA).gather(where)), ids
     if not dtype.is_nested():
         era = ids.get_column(_ID).cast(pl.String, strict=False)
         if not era.null_count() and era.n_unique() == ids.height:
@@ -612,15 +615,22 @@ def _to_wide(
     era_ids = ids.get_column(_ERA).to_arrow()
     kind_names = pa.array(kinds, pa.string())
     code: dict[str, int] = {}  # the features' names, blocks' and long rows' alike
+    known: dict[tuple[str, ...], np.ndarray] = {}  # blocks of one settings share their names
 
     def codes_of(names: Sequence[str]) -> np.ndarray:
-        return np.array([code.setdefault(name, len(code)) for name in names], dtype=np.int64)
+        key = tuple(names)
+        if key not in known:
+            known[key] = np.array([code.setdefault(n, len(code)) for n in key], dtype=np.int64)
+        return known[key]
 
     placed = []  # per block: its series' id rows and kind ranks, and its names' codes
-    for block in blocks:
-        keys = block.series.to_arrow()
-        era, _ = _positions(_strings(keys["era_id"]), era_ids)
-        rank, _ = _positions(_strings(keys["sensor"]), kind_names)
+    if blocks:  # every block's keys at once: a lookup's fixed cost is a small block's work
+        keys = pl.concat([block.series for block in blocks], rechunk=True).to_arrow()
+        all_eras, _ = _positions(_strings(keys["era_id"]), era_ids)
+        all_ranks, _ = _positions(_strings(keys["sensor"]), kind_names)
+        starts = np.cumsum([0] + [block.series.height for block in blocks])
+    for i, block in enumerate(blocks):
+        era, rank = all_eras[starts[i] : starts[i + 1]], all_ranks[starts[i] : starts[i + 1]]
         keep = (era >= 0) & (rank >= 0)  # series of ids or kinds not asked for are left out
         placed.append((era[keep], rank[keep], keep, codes_of(block.names)))
     long = None

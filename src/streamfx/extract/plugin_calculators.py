@@ -315,6 +315,21 @@ def _check_values(name: str, params: Any, where: str) -> None:
         _ACCEPTED.add(key)
 
 
+@functools.cache
+def _tsfresh_grids() -> dict[str, Any]:
+    """tsfresh's parameter grids by calculator (ComprehensiveFCParameters')."""
+    return dict(feature_set("comprehensive"))
+
+
+def _is_tsfresh_grid(name: str, params: Any) -> bool:
+    """Whether ``params`` is tsfresh's own grid for ``name`` (an array among the values, as
+    a query, cannot be compared: not the grid)."""
+    try:
+        return bool(params == _tsfresh_grids().get(name, ()))
+    except (ValueError, TypeError):
+        return False
+
+
 def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
     """Every calculator name is tsfresh's, a native kernel's or a plugin's, and every
     parameter set fits the calculator's parameters."""
@@ -327,6 +342,8 @@ def check_calculators(settings: Mapping[Any, Any], where: str) -> None:
         if name in plugin:
             _check_parameters(name, params, plugin[name].params, plugin[name], where)
         elif isinstance(name, str) and name in TSFRESH_CALCULATORS:
+            if _is_tsfresh_grid(name, params):
+                continue  # as tsfresh's own settings pass it: known good
             _check_parameters(name, params, None, None, where)  # null: called without any
             _check_values(name, params, where)
         elif name not in CALCULATORS:

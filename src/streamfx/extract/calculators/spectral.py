@@ -399,10 +399,13 @@ def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
 
     The window slides along the row as counts in a Fenwick tree over the row's value ranks,
     so each column costs two updates and two order-statistic lookups, O(log length), rather
-    than a selection over the whole window."""
+    than a selection over the whole window; windows of at most ``_SORTED_WINDOW`` values are
+    kept sorted instead (``_sorted_window_floors``), cheaper than ranking the row."""
     series, length = rows.shape
     size = math.ceil(length / 20)
     half, odd = size // 2, size % 2
+    if size <= _SORTED_WINDOW:
+        return _sorted_window_floors(rows, half, odd)
     top = 1
     while top * 2 <= length:
         top *= 2
@@ -441,6 +444,55 @@ def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
                 out[s, c] = a
             else:
                 b = values[_kth(tree, top, length, i + 1)]
+                lower = (i + 1) - idx
+                upper = idx - i
+                out[s, c] = (a * lower + b * upper) / (lower + upper)
+    return out
+
+
+_SORTED_WINDOW = 64  # values: above, the Fenwick tree's O(log length) steps are cheaper
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _sorted_window_floors(
+    rows: np.ndarray, half: int, odd: int
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``_noise_floors`` with the window's values kept sorted (NaN last) as it slides: an
+    insertion and a removal of O(window) per column."""
+    series, length = rows.shape
+    out = np.empty((series, length))
+    window = np.empty(2 * half + odd + 1)
+    for s in range(series):
+        row = rows[s]
+        count, low, high = 0, 0, 0  # window[:count] holds row[low:high], sorted
+        for c in range(length):
+            while high < min(c + half + odd, length):
+                value = row[high]
+                at = count
+                while at > 0 and (math.isnan(window[at - 1]) or window[at - 1] > value):
+                    if math.isnan(value):
+                        break
+                    window[at] = window[at - 1]
+                    at -= 1
+                window[at] = value
+                count += 1
+                high += 1
+            while low < max(c - half, 0):
+                value = row[low]
+                at = 0
+                while not (window[at] == value or (math.isnan(value) and math.isnan(window[at]))):
+                    at += 1
+                for j in range(at, count - 1):
+                    window[j] = window[j + 1]
+                count -= 1
+                low += 1
+            idx = 0.1 * (count - 1)
+            i = int(idx)
+            a = window[i]
+            if i == idx:
+                out[s, c] = a
+            else:
+                b = window[i + 1]
                 lower = (i + 1) - idx
                 upper = idx - i
                 out[s, c] = (a * lower + b * upper) / (lower + upper)

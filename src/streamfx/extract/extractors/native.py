@@ -144,7 +144,7 @@ class NativeExtractor:
         pooled = [c for (_, chunks, _), a in zip(jobs, alone, strict=True) if not a for c in chunks]
         with (
             ThreadPoolExecutor(n_jobs)
-            if n_jobs > 1 and pooled
+            if n_jobs > 1 and len(pooled) > 1
             else contextlib.nullcontext() as pool,
             warnings.catch_warnings(),  # the filters are the process's: set once for all threads
             one_blas_thread(),
