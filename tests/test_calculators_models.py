@@ -183,24 +183,24 @@ def test_qr_fits_match_the_statsmodels_way() -> None:
             rng.normal(size=(20, 144)),
             np.round(rng.normal(size=(20, 144)), 0),
             np.ones((1, 144)),
-            np.tile(np.arange(144.0), (1, 1)),
+            np.arange(144.0)[None],
         ]
     )
-    *_, trusted = models._lagged_qr_fits(
-        x[None], np.array([-1] + [0] * 11), np.array([0, *range(9, -1, -1), 10]), 134, -1
-    )
+    params, trusted = models._autoreg_qr(x, 10)
     assert trusted[:60].all() and not trusted[60:].any()
-    np.testing.assert_allclose(
-        models._autoreg_params(np, x, 10), models._autoreg_pinv(np, x, 10), rtol=1e-9, atol=1e-12
-    )
+    np.testing.assert_allclose(params[:60], models._autoreg_pinv(np, x[:60], 10), rtol=1e-9)
     xdiff = np.diff(x, axis=1)
-    bases = np.stack([x, np.concatenate([xdiff, np.zeros((len(x), 1))], axis=1)])
     for lag in (0, 1, 6):
-        for constant in (True, False):
-            rhs, target = models._adf_lag_columns(x, xdiff, lag)
-            rhs = [*rhs, np.ones_like(rhs[0])] if constant else rhs
-            np.testing.assert_allclose(
-                models._adf_statistic(bases, lag, constant),
-                models._ols_blocks(rhs, target, llf=False, tvalue=0)["tvalue"],
-                rtol=1e-9,
-            )
+        stat, trusted = models._adf_qr(x, xdiff, np.full(len(x), lag))
+        assert trusted[:60].all() and not trusted[60:].any()
+        rhs, target = models._adf_lag_columns(x[:60], xdiff[:60], lag)
+        want = models._ols_blocks([*rhs, np.ones_like(rhs[0])], target, llf=False, tvalue=0)
+        np.testing.assert_allclose(stat[:60], want["tvalue"], rtol=1e-9)
+    # a regressor already a non-zero constant (the level of 3, ..., 3, 5) leaves it out
+    step = np.r_[np.full(30, 3.0), 5.0][None]
+    stat, trusted = models._adf_qr(step, np.diff(step, axis=1), np.array([0]))
+    rhs, target = models._adf_lag_columns(step, np.diff(step, axis=1), 0)
+    assert trusted.all()
+    np.testing.assert_allclose(
+        stat, models._ols_blocks(rhs, target, llf=False, tvalue=0)["tvalue"], rtol=1e-9
+    )

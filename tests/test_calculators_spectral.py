@@ -93,3 +93,20 @@ def test_noise_floors_are_scipys_percentile(length: int) -> None:
             window = row[max(c - half, 0) : min(c + half + odd, row.size)]
             want = scoreatpercentile(np.sort(window), 10)
             assert (np.isnan(want) and np.isnan(got[s, c])) or got[s, c] == want, (s, c)
+
+
+@pytest.mark.parametrize("length", [5, 12, 53, 144, 401])
+def test_ricker_transform_is_numpys_convolution_bit_for_bit(length: int) -> None:
+    """Edges by BLAS ddot from compiled code, the middle by matmul: the same floats as
+    ``np.convolve(row, kernel, "same")`` (ties between responses decide peaks)."""
+    from streamfx.extract.calculators.spectral import _ricker, _ricker_cwt
+
+    rng = np.random.default_rng(length)
+    x = np.concatenate(
+        [rng.normal(size=(4, length)).cumsum(axis=1), np.round(rng.normal(size=(2, length)))]
+    )
+    got = _ricker_cwt(x, 5)
+    for width in range(1, 6):
+        kernel = np.conj(_ricker(min(10 * width, length), width)[::-1])
+        want = np.array([np.convolve(row, kernel, "same") for row in x])
+        np.testing.assert_array_equal(got[:, width - 1], want)

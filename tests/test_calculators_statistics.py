@@ -159,3 +159,21 @@ def test_compiled_pairwise_sum_is_numpys() -> None:
         a = rng.normal(size=n) * 10.0 ** rng.integers(-8, 16, size=n)
         assert statistics.pairwise_sum(a, 0, n) == np.sum(a)
         assert statistics.pairwise_sum(a, 3, max(n - 2, 3)) == np.sum(a[3 : max(n - 2, 3)])
+
+
+def test_quantiles_of_sorted_are_numpys_to_the_bit() -> None:
+    """Every q of the shipped settings and qcut's nudged grid, rows of 1 to 300 values, ties
+    and NaN: the same floats as ``np.quantile``."""
+    from streamfx.extract.calculators.statistics import quantiles_of_sorted
+
+    rng = np.random.default_rng(8)
+    grid = np.linspace(0, 1, 31)
+    np.putmask(grid, 30 * grid != np.arange(31), np.nextafter(grid, 1))
+    qs = [*grid, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.25, 0.75, 1 / 3]
+    for n in (1, 2, 3, 7, 144, 300):
+        x = np.concatenate(
+            [rng.normal(size=(5, n)).cumsum(axis=1), np.round(rng.normal(size=(3, n)))]
+        )
+        x[0, n // 2] = np.nan
+        got = quantiles_of_sorted(np.sort(x, axis=1), qs)
+        np.testing.assert_array_equal(got, np.quantile(x, qs, axis=1).T)

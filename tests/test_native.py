@@ -231,3 +231,21 @@ def test_series_layout_is_the_same_for_sorted_and_shuffled_readings() -> None:
     # equal times within a series are in order: ties keep their rows' order, as the sort
     tied = ordered.set_column(2, "time", pa.array([0] * n, pa.timestamp("us", "UTC")))
     assert _in_order(tied) and not _in_order(tied.take(rng.permutation(n)))
+
+
+def test_blas_runs_on_one_thread_until_the_outermost_context_ends() -> None:
+    """A calculator's context inside the extractor's changes nothing, and the outer one puts
+    the library's threads back."""
+    from threadpoolctl import threadpool_info
+
+    from streamfx.extract.calculators import one_blas_thread
+
+    def threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = threads()
+    with one_blas_thread():
+        with one_blas_thread():
+            assert set(threads()) == {1}
+        assert set(threads()) == {1}
+    assert threads() == before

@@ -170,16 +170,20 @@ def split_settings(
 
 
 _CONTROLLER: list[Any] = []  # threadpoolctl's controller, found once (a scan of the libraries)
+_LIMITED = [0]  # contexts of one_blas_thread open now: the limit is the process's
 
 
-def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
     """A context in which BLAS and LAPACK run on one thread.
 
     The calculators' matrix products and stacked factorisations are small (series × samples,
     a few dozen columns): OpenBLAS's threads only spin on them, several times slower than one
     thread (tens of times on a busy machine). The libraries are looked up once per process (a
     ``threadpool_limits`` per call would scan them each time, which costs more than the small
-    problems themselves). A no-op without threadpoolctl.
+    problems themselves), and a context opened inside another (a calculator's, within the
+    extractor's) does nothing: setting the limit again costs 0.1 ms. A no-op without
+    threadpoolctl.
     """
     if not _CONTROLLER:
         try:
@@ -189,9 +193,15 @@ def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
         else:
             _CONTROLLER.append(ThreadpoolController())
     controller = _CONTROLLER[0]
-    if controller is None:  # pragma: no cover - without threadpoolctl
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+    if controller is None or _LIMITED[0]:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        _LIMITED[0] += 1
+        try:
+            yield
+        finally:
+            _LIMITED[0] -= 1
 
 
 _NAMESPACES: dict[type, Any] = {}  # by array type: the namespace depends on nothing else

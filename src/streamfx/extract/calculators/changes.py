@@ -22,7 +22,7 @@ from . import (
     search_left,
     simple,
 )
-from .statistics import pairwise_sum, quantile_of_sorted, sorted_rows, sorted_runs
+from .statistics import pairwise_sum, quantiles_of_sorted, sorted_rows, sorted_runs
 
 
 def _diff(x: Array) -> Array:
@@ -251,11 +251,16 @@ def change_quantiles(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
     aggregates: dict[tuple[bool, str], Array] = {}
     if corridors:
         ordered = sorted_rows(x)
-        lo = xp.stack([quantile_of_sorted(ordered, ql) for ql, _ in corridors])[:, :, None]
-        hi = xp.stack([quantile_of_sorted(ordered, qh) for _, qh in corridors])[:, :, None]
+        bounds = quantiles_of_sorted(ordered, [q for corridor in corridors for q in corridor])
+        lo = xp.permute_dims(bounds[:, 0::2], (1, 0))[:, :, None]
+        hi = xp.permute_dims(bounds[:, 1::2], (1, 0))[:, :, None]
     if corridors and is_numpy_array(x):
         # one compiled pass per series and corridor instead of a dozen array operations
-        table = _corridor_stats(np.ascontiguousarray(x, dtype=np.float64), lo[:, :, 0], hi[:, :, 0])
+        table = _corridor_stats(
+            np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(lo[:, :, 0]),
+            np.ascontiguousarray(hi[:, :, 0]),
+        )
         for i, key in enumerate(((False, "mean"), (False, "var"), (True, "mean"), (True, "var"))):
             aggregates[key] = table[i]
     elif corridors:

@@ -353,9 +353,7 @@ def _convolve_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     left = taps // 2
     middle = length - taps + 1
     out = np.empty((rows, length))
-    for i in range(left):
-        m = taps - left + i
-        out[:, i] = dots(x[:, :m], reversed_kernel[taps - m :])
+    _convolve_edges(_blas_ddot(), np.ascontiguousarray(x, dtype=np.float64), reversed_kernel, out)
     if taps <= 11:
         total = np.zeros((rows, middle))
         for j in range(taps):
@@ -364,10 +362,47 @@ def _convolve_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     else:
         windows = sliding_window_view(x, taps, axis=1)
         out[:, left : left + middle] = dots(windows, reversed_kernel)
-    for i in range(taps - left - 1):
-        m = taps - 1 - i
-        out[:, left + middle + i] = dots(x[:, length - m :], reversed_kernel[:m])
     return out
+
+
+@cache
+def _blas_ddot() -> Any:
+    """BLAS ``ddot`` (SciPy's OpenBLAS, the build NumPy's dot calls) as a ctypes function, for
+    compiled kernels to call with pointers: an argument rather than a global, so that the
+    kernels stay cacheable."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    size, values = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
+    function = ctypes.CFUNCTYPE(ctypes.c_double, size, values, size, values, size)
+    return function(get_cython_function_address("scipy.linalg.cython_blas", "ddot"))
+
+
+@numba.njit(cache=True, nogil=True)
+def _convolve_edges(
+    ddot: Any, x: np.ndarray, reversed_kernel: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """``_convolve_same``'s partial dot products at both edges of every row, one ``ddot``
+    (``_blas_ddot``) each, as NumPy forms them: from NumPy, each edge column is a call of its
+    own, which on short buckets costs more than the transform."""
+    rows, length = x.shape
+    taps = reversed_kernel.size
+    left = taps // 2
+    middle = length - taps + 1
+    size, step = np.empty(1, np.int32), np.ones(1, np.int32)
+    for r in range(rows):
+        row = x[r]
+        for i in range(left):
+            size[0] = taps - left + i
+            tail = reversed_kernel[taps - size[0] :]
+            out[r, i] = ddot(size.ctypes, row.ctypes, step.ctypes, tail.ctypes, step.ctypes)
+        for i in range(taps - left - 1):
+            size[0] = taps - 1 - i
+            end = row[length - size[0] :]
+            out[r, left + middle + i] = ddot(
+                size.ctypes, end.ctypes, step.ctypes, reversed_kernel.ctypes, step.ctypes
+            )
 
 
 def _ricker_cwt(x: np.ndarray, n: int) -> np.ndarray:
