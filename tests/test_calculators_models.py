@@ -204,3 +204,20 @@ def test_qr_fits_match_the_statsmodels_way() -> None:
     np.testing.assert_allclose(
         stat, models._ols_blocks(rhs, target, llf=False, tvalue=0)["tvalue"], rtol=1e-9
     )
+
+
+def test_chunk_aggregates_are_numpys_to_the_bit() -> None:
+    """The host's one-pass chunk aggregates equal the array operations the device runs (and
+    tsfresh's NumPy methods), short last chunks, ties and NaN included."""
+    rng = np.random.default_rng(9)
+    codes = np.arange(len(models._CHUNK_AGGREGATES))
+    for n in (1, 3, 12, 144, 1000):
+        x = np.concatenate(
+            [rng.normal(size=(4, n)).cumsum(axis=1), np.round(rng.normal(size=(2, n)))]
+        )
+        x[0, n // 2] = np.nan
+        for chunk_len in (1, 2, 5, 50, 300):
+            got = models._chunk_aggregates(x, chunk_len, codes)
+            for aggregate, values in zip(models._CHUNK_AGGREGATES, got, strict=True):
+                want = models._aggregate_on_chunks(np, x, aggregate, chunk_len)
+                np.testing.assert_array_equal(values, want)

@@ -122,6 +122,51 @@ def _aggregate_on_chunks(xp: Any, x: Array, f_agg: str, chunk_len: int) -> Array
 _CHUNK_AGGREGATES = ("max", "min", "mean", "var", "std", "sum")
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _chunk_aggregates(
+    x: np.ndarray, chunk_len: int, codes: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """``_aggregate_on_chunks`` for the aggregates ``codes`` (indexes into
+    ``_CHUNK_AGGREGATES``) in one pass, (aggregate, rows, chunks), NumPy's floats to the bit:
+    its pairwise sums, the variance as the mean of squared deviations from the mean."""
+    rows, n = x.shape
+    chunks = -(-n // chunk_len)
+    out = np.empty((len(codes), rows, chunks))
+    squares = np.empty(chunk_len)
+    for r in range(rows):
+        row = x[r]
+        for c in range(chunks):
+            lo = c * chunk_len
+            hi = min(lo + chunk_len, n)
+            size = hi - lo
+            for k in range(len(codes)):
+                code = codes[k]
+                if code <= 1:  # max, min; NaN wins, as in NumPy
+                    best = row[lo]
+                    for t in range(lo + 1, hi):
+                        value = row[t]
+                        if math.isnan(best):
+                            break
+                        if math.isnan(value) or (value > best if code == 0 else value < best):
+                            best = value
+                    out[k, r, c] = best
+                    continue
+                total = pairwise_sum(row, lo, hi)
+                if code == 5:
+                    out[k, r, c] = total
+                    continue
+                mean = total / size
+                if code == 2:
+                    out[k, r, c] = mean
+                    continue
+                for t in range(size):
+                    gap = row[lo + t] - mean
+                    squares[t] = gap * gap
+                variance = pairwise_sum(squares, 0, size) / size
+                out[k, r, c] = variance if code == 3 else math.sqrt(variance)
+    return out
+
+
 @combiner(accepts=lambda p: p["f_agg"] in _CHUNK_AGGREGATES)
 def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """``linear_trend`` of the chunk aggregates (``_aggregate_on_chunks``); NaN where
@@ -138,7 +183,12 @@ def agg_linear_trend(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, A
             wanted[p["chunk_len"]].append(p["f_agg"])
     fits: dict[tuple[str, int], dict[str, Array]] = {}
     for chunk_len, aggs in wanted.items():
-        stacked = xp.concat([_aggregate_on_chunks(xp, x, f, chunk_len) for f in aggs], axis=0)
+        if is_numpy_array(x):
+            codes = np.array([_CHUNK_AGGREGATES.index(f) for f in aggs])
+            on_host = np.ascontiguousarray(x, dtype=np.float64)
+            stacked = _chunk_aggregates(on_host, chunk_len, codes).reshape(len(aggs) * rows, -1)
+        else:
+            stacked = xp.concat([_aggregate_on_chunks(xp, x, f, chunk_len) for f in aggs])
         fit = _linregress(xp, stacked)
         for i, f_agg in enumerate(aggs):
             fits[f_agg, chunk_len] = {a: v[i * rows : (i + 1) * rows] for a, v in fit.items()}
