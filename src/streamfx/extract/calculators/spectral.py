@@ -9,10 +9,10 @@ from typing import Any
 
 import numba
 import numpy as np
-from array_api_compat import is_numpy_array
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import Array, combiner, full, host, like, namespace, shared
+from .statistics import histogram_entropy
 
 _RAD_TO_DEG = 180 / math.pi  # np.angle(deg=True) multiplies by this constant
 _WELCH_MAX_SEGMENT = 256  # tsfresh's nperseg = min(len(x), 256)
@@ -167,50 +167,6 @@ def spkt_welch_density(x: Array, param: list[dict[str, Any]]) -> list[tuple[str,
     return list(zip(names, values, strict=True))
 
 
-def _binned_entropy(a: Array, bins: int) -> Array:
-    """tsfresh's binned_entropy of each row: entropy of np.histogram(row, bins) frequencies.
-
-    Reproduces NumPy's equal-width binning exactly (edges from linspace over [min, max], widened
-    by 0.5 each way for a constant row, the last bin closed, the ±1 ULP edge corrections); NaN
-    for a row holding NaN.
-    """
-    xp = namespace(a)
-    size = a.shape[1]
-    has_nan = xp.any(xp.isnan(a), axis=1)
-    lo = xp.min(a, axis=1, keepdims=True)
-    hi = xp.max(a, axis=1, keepdims=True)
-    flat = lo == hi
-    first = xp.where(flat, lo - 0.5, lo)
-    last = xp.where(flat, hi + 0.5, hi)
-    delta = last - first
-    step = delta / bins
-    tiny = step == 0  # linspace's path for subnormal steps
-
-    def edge(i: Array) -> Array:
-        fi = xp.astype(i, xp.float64)
-        inner = xp.where(tiny, (fi / bins) * delta + first, fi * step + first)
-        return xp.where(i == bins, last, inner)
-
-    position = ((a - first) / delta) * bins
-    position = xp.where(xp.isnan(position), 0.0, position)
-    index = xp.astype(position, xp.int64)
-    index = xp.where(index == bins, bins - 1, index)
-    index = xp.where(a < edge(index), index - 1, index)
-    index = xp.where((a >= edge(index + 1)) & (index != bins - 1), index + 1, index)
-    # -sum over bins of p log p = -mean over values of log p(bin of the value); each value's bin
-    # count from one sort of (row, bin) keys, which are then globally ordered
-    rows = xp.arange(a.shape[0], dtype=xp.int64)[:, None]
-    keys = xp.reshape(index + rows * bins, (-1,))
-    if is_numpy_array(keys):  # the same counts from one pass over the keys
-        count = np.bincount(keys, minlength=a.shape[0] * bins)[keys]
-    else:
-        ordered = xp.sort(keys)
-        count = xp.searchsorted(ordered, keys, side="right") - xp.searchsorted(ordered, keys)
-    p = xp.reshape(xp.astype(count, xp.float64), a.shape) / size
-    entropy = -xp.sum(xp.log(p), axis=1) / size
-    return xp.where(has_nan, math.nan, entropy)
-
-
 @combiner
 def fourier_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Array]]:
     """Binned entropy (``bins`` equal-width bins) of the Welch density divided by its maximum.
@@ -224,7 +180,8 @@ def fourier_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str, Ar
     bad = ~xp.isfinite(top) | (top == 0)
     normalized = xp.where(bad, math.nan, pxx / xp.where(bad, 1.0, top))
     return [
-        (f"bins_{config['bins']}", _binned_entropy(normalized, config["bins"])) for config in param
+        (f"bins_{config['bins']}", histogram_entropy(normalized, config["bins"]))
+        for config in param
     ]
 
 

@@ -680,15 +680,86 @@ def _reoccurring_sums(ordered: np.ndarray, weighted: bool) -> np.ndarray:  # pra
 
 @simple
 def binned_entropy(x: Array, max_bins: int) -> Array:
-    """Entropy of the ``np.histogram(x, bins=max_bins)`` frequencies.
+    """Entropy of the ``np.histogram(x, bins=max_bins)`` frequencies (``histogram_entropy``)."""
+    return histogram_entropy(x, max_bins)
+
+
+def histogram_entropy(x: Array, bins: int) -> Array:
+    """-sum p log p of each row's ``np.histogram(row, bins)`` frequencies, as tsfresh's
+    binned_entropy computes it.
 
     Reproduces NumPy's equal-width binning exactly: edges from ``np.linspace(min, max)``
     (a constant series widened to [v - 0.5, v + 0.5]), the index estimate corrected against
     the edges, the last bin closed; and ``np.sum``'s pairwise order over the bins. NaN where
-    the range is too small for distinct edges (NumPy, and so tsfresh, raises there).
+    the range is too small for distinct edges (NumPy, and so tsfresh, raises there) and for a
+    row holding NaN. Compiled on the host (``_histogram_entropy``), array operations elsewhere.
     """
+    if is_numpy_array(x):
+        return _histogram_entropy(np.ascontiguousarray(x, dtype=np.float64), int(bins))
+    return _histogram_entropy_xp(x, int(bins))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _histogram_entropy(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``histogram_entropy`` row by row: one pass for the range, one for the counts."""
+    rows, n = x.shape
+    out = np.full(rows, np.nan)
+    edges = np.empty(bins + 1)
+    counts = np.empty(bins, dtype=np.int64)
+    terms = np.empty(bins)
+    for r in range(rows if n else 0):
+        row = x[r]
+        low = high = row[0]
+        for value in row:
+            if math.isnan(value):
+                break
+            low, high = min(low, value), max(high, value)
+        else:
+            first, last = (low - 0.5, high + 0.5) if low == high else (low, high)
+            delta = last - first
+            step = delta / bins
+            for b in range(bins):  # np.linspace(first, last, bins + 1)
+                edges[b] = ((b / bins) * delta if step == 0 else b * step) + first
+            edges[bins] = last
+            increasing = True
+            for b in range(bins):
+                increasing = increasing and edges[b] < edges[b + 1]
+            if increasing:
+                out[r] = _row_entropy(row, first, delta, edges, counts, terms)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _row_entropy(
+    row: np.ndarray,
+    first: float,
+    delta: float,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    terms: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """``_histogram_entropy`` of one row, given its bin edges."""
+    bins, n = len(counts), len(row)
+    counts[:] = 0
+    for value in row:
+        index = min(max(int(((value - first) / delta) * bins), 0), bins - 1)
+        if value < edges[index]:
+            index -= 1
+        if value >= edges[index + 1] and index != bins - 1:
+            index += 1
+        counts[index] += 1
+    for b in range(bins):
+        probability = counts[b] / n
+        probability = 1.0 if probability == 0 else probability
+        terms[b] = probability * math.log(probability)
+    return -pairwise_sum(terms, 0, bins)
+
+
+def _histogram_entropy_xp(x: Array, max_bins: int) -> Array:
+    """``histogram_entropy`` in array operations (for the device)."""
     xp = namespace(x)
     n = x.shape[1]
+    has_nan = xp.any(xp.isnan(x), axis=1)
     low, high = xp.min(x, axis=1), xp.max(x, axis=1)
     constant = low == high
     first = xp.where(constant, low - 0.5, low)[:, None]
@@ -710,7 +781,7 @@ def binned_entropy(x: Array, max_bins: int) -> Array:
     for lower, upper in itertools.pairwise(edges):
         degenerate = degenerate | (lower >= upper)[:, 0]
     edges = xp.concat(edges, axis=1)
-    estimate = ((x - first) / delta) * max_bins
+    estimate = xp.where(xp.isnan(x), 0.0, ((x - first) / delta) * max_bins)
     # values on the last edge belong to the last bin (the clip also tames degenerate rows)
     index = xp.clip(
         xp.astype(xp.where(degenerate[:, None], 0.0, estimate), xp.int64), 0, max_bins - 1
@@ -724,7 +795,7 @@ def binned_entropy(x: Array, max_bins: int) -> Array:
         probability = _count(xp, index == b) / n
         probability = xp.where(probability == 0, 1.0, probability)
         terms.append(probability * xp.log(probability))
-    return xp.where(degenerate, xp.nan, -_pairwise(terms))
+    return xp.where(degenerate | has_nan, xp.nan, -_pairwise(terms))
 
 
 @functools.cache
