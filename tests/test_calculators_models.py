@@ -55,6 +55,10 @@ def degenerate_cases() -> list[np.ndarray]:
         1e6 + rng.normal(size=100).cumsum(),
         np.sin(np.arange(300) / 10),
         np.round(np.sin(np.arange(144) / 5) * 3),
+        # flat after their first values: every candidate lag fits the zero differences exactly
+        np.r_[np.zeros(5), 1.0, np.zeros(138)],
+        np.r_[3.0, np.full(143, 2.0)],
+        np.r_[np.arange(20.0), np.full(124, 7.0)],
     ]
 
 

@@ -1055,6 +1055,12 @@ def _adfuller(x: np.ndarray, autolag: str | None) -> tuple[np.ndarray, np.ndarra
                 rhs = [np.ones_like(rhs[0]), *rhs]
             gram = _adf_gram(rows_x, rows_d, maxlag) if constant else None
             chosen, doubtful = _select_lag_fast(rhs, target, method, maxlag, gram)
+            # differences all zero over the fit (a series flat after its first values): every
+            # lag fits exactly, its criterion is -inf (t values NaN), and statsmodels keeps the
+            # shortest lag, as the exact fits would after 15 SVDs
+            still = ~target.any(axis=1)
+            chosen[still] = 0
+            doubtful &= ~still
             if doubtful.any():
                 again = np.flatnonzero(doubtful)
                 rhs = [c[again] for c in rhs]
