@@ -193,6 +193,15 @@ def test_qr_fits_match_the_statsmodels_way() -> None:
     params, trusted = models._autoreg_qr(x, 10)
     assert trusted[:60].all() and not trusted[60:].any()
     np.testing.assert_allclose(params[:60], models._autoreg_pinv(np, x[:60], 10), rtol=1e-9)
+    # constant series take the closed form of their rank-one fit, the others the SVD
+    flat = np.array([[c] * 60 for c in (0.0, 1.0, -3.5, 1e-5, 1234.5, 1e10)])
+    for rows in (x, flat):
+        np.testing.assert_allclose(
+            models._autoreg_params(np, rows, 10),
+            models._autoreg_pinv(np, rows, 10),
+            rtol=1e-9,
+            atol=1e-12,
+        )
     xdiff = np.diff(x, axis=1)
     for lag in (0, 1, 6):
         stat, trusted = models._adf_qr(x, xdiff, np.full(len(x), lag))

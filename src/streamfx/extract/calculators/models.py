@@ -365,8 +365,15 @@ def _autoreg_params(xp: Any, x: Array, k: int) -> Array:
     if not is_numpy_array(x):
         return _autoreg_pinv(xp, x, k)
     params, trusted = _autoreg_qr(np.ascontiguousarray(x, dtype=np.float64), k)
-    if not trusted.all():
-        again = np.flatnonzero(~trusted)
+    # a constant series c: every observation is v = (1, c, ..., c) with target c, a rank-one
+    # design whose minimum-norm (pinv) solution is c v / |v|^2
+    level = x[:, 0]
+    norm = 1.0 + k * level * level
+    flat = ~trusted & (np.max(x, axis=1) == np.min(x, axis=1)) & np.isfinite(norm)
+    params[flat, 0] = level[flat] / norm[flat]
+    params[flat, 1:] = (level[flat] * level[flat] / norm[flat])[:, None]
+    if not (trusted | flat).all():
+        again = np.flatnonzero(~(trusted | flat))
         params[again] = _autoreg_pinv(xp, x[again], k)
     return params
 
