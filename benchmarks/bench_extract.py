@@ -55,8 +55,9 @@ on one 10,000-point random walk in one process (``n_jobs=0``): comprehensive 108
 4.9 GB peak RSS, efficient 5.2 s; so K = 2, one series in each of its two processes (about
 2 minutes, 10 GB).
 
-Memory: a thread samples the RSS of the worker and its children (psutil, every 5 ms; shared
-pages count in each process) during the timed calls; the figure is the peak minus the RSS just
+Memory: a process of its own samples the RSS of the worker and its children (psutil, every 5
+ms; shared pages count in each process) during the timed calls (a thread would take the GIL
+from the engine); the figure is the peak minus the RSS just
 before the call (imports, input and warm-up done), beside the target 3 x the input's Arrow size
 + 100 MB. ``ru_maxrss`` of the worker (and of its largest waited-for child) is recorded too.
 
@@ -87,7 +88,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -294,42 +294,72 @@ ENGINE_FACTORIES: dict[str, Callable[[str], Engine]] = {
 
 
 class PeakRss:
-    """The peak RSS (MiB) of this process plus its children, sampled in a thread while active."""
+    """The peak RSS (MiB) of this process plus its children while active, sampled every
+    ``SAMPLE_S`` by a process of its own (``_sample_rss``): a sampling thread here would take
+    the GIL from the engine under test every 5 ms, which slowed streamfx's 0.1 s calls by a
+    fifth (and not the Rust engines, which release it)."""
 
     def __init__(self) -> None:
+        import multiprocessing
+
         import psutil
 
         self.process, self.psutil = psutil.Process(), psutil
-        self.peak, self._stop, self._thread = 0.0, threading.Event(), None
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._sampler = context.Process(target=_sample_rss, args=(os.getpid(), theirs))
+        self._sampler.daemon = True
+        self._sampler.start()
+        self.peak = 0.0
 
-    def now(self, children: Sequence[Any] = ()) -> float:
-        total = self.process.memory_info().rss
-        for child in children:
-            with contextlib.suppress(self.psutil.Error):
-                total += child.memory_info().rss
-        return total / MIB
-
-    def _run(self) -> None:
-        children: list[Any] = []
-        for tick in range(sys.maxsize):
-            if tick % 50 == 0:  # new children (tsfresh's pool) every 0.25 s
-                with contextlib.suppress(self.psutil.Error):
-                    children = self.process.children(recursive=True)
-            self.peak = max(self.peak, self.now(children))
-            if self._stop.wait(SAMPLE_S):
-                return
+    def now(self) -> float:
+        """RSS of this process and its children (not the sampler), now."""
+        return _rss_mib(self.process, self._sampler.pid)
 
     def __enter__(self) -> PeakRss:
-        self.peak = self.now()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._conn.send("start")
+        self.peak = self._conn.recv()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        self._stop.clear()
+        self._conn.send("stop")
+        self.peak = max(self.peak, self._conn.recv())
+
+
+def _rss_mib(process: Any, sampler: int | None, children: Sequence[Any] | None = None) -> float:
+    import psutil
+
+    if children is None:
+        with contextlib.suppress(psutil.Error):
+            children = process.children(recursive=True)
+    total = process.memory_info().rss
+    for child in children or ():
+        if child.pid != sampler:
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+    return total / MIB
+
+
+def _sample_rss(pid: int, conn: Any) -> None:
+    """The sampler process: between "start" and "stop", the peak of ``_rss_mib`` of ``pid``
+    every ``SAMPLE_S`` (its children looked up again every 0.25 s), sent back at "stop"."""
+    import psutil
+
+    process, own = psutil.Process(pid), os.getpid()
+    while conn.recv() == "start":
+        children = process.children(recursive=True)
+        peak = _rss_mib(process, own, children)
+        conn.send(peak)
+        for tick in range(1, sys.maxsize):
+            if conn.poll(SAMPLE_S):
+                conn.recv()  # "stop"
+                break
+            if tick % 50 == 0:  # new children (tsfresh's pool)
+                with contextlib.suppress(psutil.Error):
+                    children = process.children(recursive=True)
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, _rss_mib(process, own, children))
+        conn.send(peak)
 
 
 def max_rss_mib() -> tuple[float, float]:
@@ -355,7 +385,7 @@ def worker_main(args: argparse.Namespace) -> int:
     while len(times) < args.repeat and (not times or times[0] <= SLOW_CALL_S):
         wide = None  # the previous result is no part of this call
         gc.collect()
-        with PeakRss() as peak:
+        with sampler as peak:
             rss_before = peak.peak
             t0 = time.perf_counter()
             wide = engine.call(data)
