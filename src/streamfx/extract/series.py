@@ -97,11 +97,18 @@ def buckets(
     series: pl.DataFrame, values: Array, xp: Any, by: tuple[str, ...] = ("length",)
 ) -> Iterator[tuple[tuple[int, ...], pl.DataFrame, Array]]:
     """Per group of ``series`` with equal ``by`` columns (``length`` first): the group's key,
-    its rows and its series as one (series, length) array, in first-seen order."""
-    for key, bucket in series.group_by(*by, maintain_order=True):
-        length = int(key[0])
-        yield (
-            tuple(int(k) for k in key),
-            bucket,
-            gather(xp, values, bucket["offset"].to_numpy(), length),
-        )
+    its rows and its series as one (series, length) array, in first-seen order.
+
+    The groups come from NumPy on the key columns and each is one gather of rows: polars'
+    group_by iteration cost a query per group, more than a short bucket's features."""
+    if not series.height:
+        return
+    keys = np.stack([series[column].to_numpy().astype(np.int64) for column in by], axis=1)
+    distinct, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    members = np.argsort(inverse.reshape(-1), kind="stable")  # the groups' rows, in order
+    ends = np.cumsum(np.bincount(inverse.reshape(-1), minlength=len(distinct)))
+    offsets = series["offset"].to_numpy()
+    for group in np.argsort(first):
+        rows = members[ends[group - 1] if group else 0 : ends[group]]
+        key = tuple(int(k) for k in distinct[group])
+        yield key, series[rows], gather(xp, values, offsets[rows], key[0])

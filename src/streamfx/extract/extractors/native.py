@@ -156,7 +156,7 @@ class NativeExtractor:
         for (bucket, chunks, _), a in zip(jobs, alone, strict=True):
             done = [next(here)] if a else [next(results) for _ in chunks]
             matrix = done[0][1] if len(done) == 1 else np.concatenate([m for _, m in done], 1)
-            out.append(FeatureBlock(bucket.select("era_id", "sensor"), done[0][0], matrix))
+            out.append(FeatureBlock(bucket[["era_id", "sensor"]], done[0][0], matrix))
         return out
 
     def _matrix(
