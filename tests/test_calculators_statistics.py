@@ -199,7 +199,9 @@ def test_histogram_entropy_cpu_kernel_matches_the_device_path_and_tsfresh() -> N
         x[0, n // 2] = np.nan
         for bins in (2, 3, 10, 100):
             got = statistics._histogram_entropy(x, bins)
-            np.testing.assert_array_equal(got, statistics._histogram_entropy_xp(x, bins))
+            with np.errstate(all="ignore"):  # as the extractor runs calculators
+                device = statistics._histogram_entropy_xp(x, bins)
+            np.testing.assert_array_equal(got, device)
             for row, value in zip(x[1:], got[1:], strict=True):
                 try:
                     want = binned_entropy(row, bins)
