@@ -146,3 +146,33 @@ def test_permutation_entropy_cpu_kernels_match_the_device_path() -> None:
                 changes._entropy_of_labels(np, labels),
                 rtol=1e-12,
             )
+
+
+def test_template_entropies_share_one_pass_with_the_same_values() -> None:
+    """sample_entropy's tolerance joins approximate_entropy's pass where a batch computes both
+    (once: the kernel runs one time), and the values equal each computed on its own."""
+    from streamfx.extract.calculators import compute
+    from streamfx.extract.feature_sets import feature_set
+
+    grid = feature_set("comprehensive")["approximate_entropy"]
+    x = np.round(np.random.default_rng(4).normal(size=(6, 300)).cumsum(axis=1), 1)
+    calls = []
+    kernel = changes._template_matches
+
+    def counted(*args: object) -> object:
+        calls.append(args)
+        return kernel(*args)
+
+    changes._template_matches = counted
+    try:
+        both = dict(compute(x, {"sample_entropy": None, "approximate_entropy": grid}))
+    finally:
+        changes._template_matches = kernel
+    assert len(calls) == 1 and calls[0][2].shape[1] == 6  # 0.2 and the five r
+    alone = {
+        **dict(compute(x, {"sample_entropy": None})),
+        **dict(compute(x, {"approximate_entropy": grid})),
+    }
+    assert both.keys() == alone.keys()
+    for name, values in both.items():
+        np.testing.assert_array_equal(values, alone[name])

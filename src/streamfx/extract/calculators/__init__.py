@@ -96,8 +96,8 @@ def _param_suffix(param: Mapping[str, Any]) -> str:
 
 
 #: Intermediates shared by the calculators of the batch ``compute`` is working on, by id of
-#: the batch: (the batch itself, {key: value}). See ``shared``.
-_SHARED: dict[int, tuple[Array, dict[Any, Any]]] = {}
+#: the batch: (the batch itself, {key: value}, its settings). See ``shared``.
+_SHARED: dict[int, tuple[Array, dict[Any, Any], Mapping[str, Any]]] = {}
 
 
 def shared(x: Array, key: Any, make: Callable[[], Any]) -> Any:
@@ -116,6 +116,13 @@ def shared(x: Array, key: Any, make: Callable[[], Any]) -> Any:
     return cache[key]
 
 
+def batch_settings(x: Array) -> Mapping[str, Any]:
+    """The settings ``compute`` is running over ``x`` with (empty outside it): a calculator
+    that can serve another's parameters from the same pass (see ``shared``) looks them up."""
+    entry = _SHARED.get(id(x))
+    return entry[2] if entry is not None and entry[0] is x else {}
+
+
 def compute(
     x: Array, fc_parameters: Mapping[str, list[dict[str, Any]] | None]
 ) -> Iterator[tuple[str, Array]]:
@@ -124,7 +131,7 @@ def compute(
     Calculators in ``fc_parameters`` that are not ported are skipped; see ``split_settings``.
     Intermediates requested through ``shared`` are computed once for the whole batch.
     """
-    _SHARED[id(x)] = (x, {})
+    _SHARED[id(x)] = (x, {}, fc_parameters)
     try:
         for name, params in fc_parameters.items():
             calculator = CALCULATORS.get(name)

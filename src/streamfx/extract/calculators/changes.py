@@ -13,6 +13,7 @@ from array_api_compat import is_numpy_array
 from . import (
     Array,
     as_float,
+    batch_settings,
     combiner,
     full,
     host,
@@ -20,6 +21,7 @@ from . import (
     namespace,
     param_suffix,
     search_left,
+    shared,
     simple,
 )
 from .statistics import pairwise_sum, quantiles_of_sorted, sorted_rows, sorted_runs
@@ -724,17 +726,44 @@ def _template_matches(
     return pairs, logs
 
 
+def _template_factors(x: Array, m: int, own: list[float]) -> tuple[float, ...]:
+    """The tolerance factors (of the std) of every template entropy of length ``m`` the batch
+    computes (``batch_settings``): sample_entropy's 0.2 at m = 2 and approximate_entropy's r,
+    with ``own``, so that one pass over the template pairs serves them all."""
+    settings = batch_settings(x)
+    factors = set(own)
+    if m == 2 and "sample_entropy" in settings:
+        factors.add(_SAMPLE_ENTROPY_R)
+    for p in settings.get("approximate_entropy") or []:
+        if int(p["m"]) == m:
+            factors.add(float(p["r"]))
+    return tuple(sorted(factors))
+
+
+def _shared_matches(
+    x: Array, on_host: np.ndarray, std: np.ndarray, m: int, factors: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_template_matches`` of length ``m`` for tolerances ``factors`` x std, once per batch."""
+    tolerances = np.stack([r * std for r in factors], axis=1)
+    return shared(x, ("templates", m, factors), lambda: _template_matches(on_host, m, tolerances))
+
+
+_SAMPLE_ENTROPY_R = 0.2  # tsfresh's tolerance for sample_entropy, times the std
+
+
 @simple
 def sample_entropy(x: Array) -> Array:
     """Sample entropy with tsfresh's m = 2 and tolerance 0.2 · std: -log(A / B), B the pairs
     of distinct length-2 templates within the tolerance (Chebyshev distance), A the same for
-    length 3 (inf when A is 0, NaN when B is too)."""
+    length 3 (inf when A is 0, NaN when B is too). Counted in approximate_entropy's pass where
+    the batch computes both."""
     xp = namespace(x)
     on_host = np.ascontiguousarray(host(x), dtype=np.float64)
-    tolerance = 0.2 * np.std(on_host, axis=1)
-    pairs, _ = _template_matches(on_host, 2, tolerance[:, None])
+    factors = _template_factors(x, 2, [_SAMPLE_ENTROPY_R])
+    pairs, _ = _shared_matches(x, on_host, np.std(on_host, axis=1), 2, factors)
+    t = factors.index(_SAMPLE_ENTROPY_R)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return like(xp, -np.log(pairs[0, 1] / pairs[0, 0]), x)
+        return like(xp, -np.log(pairs[t, 1] / pairs[t, 0]), x)
 
 
 @combiner
@@ -742,7 +771,8 @@ def approximate_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str
     """Approximate entropy |phi(m) - phi(m + 1)| with tolerance r · std, phi(k) the mean log
     share of length-k templates within the tolerance of each one (itself included), as
     tsfresh computes it; 0 for series of at most m + 1 values. A negative r is refused, as
-    tsfresh refuses it. Every r of one m comes from one pass over the template pairs."""
+    tsfresh refuses it. Every r of one m (and sample_entropy's, where the batch computes it)
+    comes from one pass over the template pairs."""
     xp = namespace(x)
     on_host = np.ascontiguousarray(host(x), dtype=np.float64)
     n = on_host.shape[1]
@@ -750,14 +780,15 @@ def approximate_entropy(x: Array, param: list[dict[str, Any]]) -> list[tuple[str
     values: dict[tuple[int, float], np.ndarray] = {}
     for m in dict.fromkeys(int(p["m"]) for p in param):
         rs = list(dict.fromkeys(float(p["r"]) for p in param if int(p["m"]) == m))
-        tolerances = np.stack([r * std for r in rs], axis=1)
-        if (tolerances < 0).any():
+        if min(rs) < 0 and (std > 0).any():
             raise ValueError("Parameter r must be positive.")
         if n <= m + 1:
             values.update({(m, r): np.zeros(len(on_host)) for r in rs})
             continue
-        _, logs = _template_matches(on_host, m, tolerances)
-        for t, r in enumerate(rs):
+        factors = _template_factors(x, m, rs)
+        _, logs = _shared_matches(x, on_host, std, m, factors)
+        for r in rs:
+            t = factors.index(r)
             phi = logs[t, 0] / (n - m + 1.0) - logs[t, 1] / (n - m)
             values[m, r] = np.abs(phi)
     return [(param_suffix(p), like(xp, values[int(p["m"]), float(p["r"])], x)) for p in param]
