@@ -300,10 +300,11 @@ def _autoreg_qr(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # prag
     work = np.empty((k + 2, nobs))
     r = np.zeros((k + 1, k + 2))
     for row in range(rows):
-        work[0] = 1.0
-        for lag in range(1, k + 1):
-            work[lag] = x[row, k - lag : n - lag]
-        work[k + 1] = x[row, k:]
+        # element by element: an array assignment compiles numba's shape-error messages
+        for t in range(nobs):
+            work[0, t] = 1.0
+            for lag in range(1, k + 2):  # lags 1..k, then the target (lag 0) last
+                work[lag, t] = x[row, t + k - (lag if lag <= k else 0)]
         trusted[row] = _qr_fit(work, k + 1, nobs, -1, r, params[row])[2]
     return params, trusted
 
@@ -328,9 +329,10 @@ def _adf_qr(
         if lag < 0:
             continue
         nobs = n - 1 - lag
-        work[0, :nobs] = x[row, lag : n - 1]
-        for j in range(1, lag + 1):
-            work[j, :nobs] = xdiff[row, lag - j : n - 1 - j]
+        for t in range(nobs):  # element by element, as in _autoreg_qr
+            work[0, t] = x[row, lag + t]
+            for j in range(1, lag + 1):
+                work[j, t] = xdiff[row, lag - j + t]
         constant = True
         for c in range(lag + 1):
             same = work[c, 0] != 0.0
@@ -338,9 +340,10 @@ def _adf_qr(
                 same = same and work[c, t] == work[c, 0]
             constant = constant and not same
         p = lag + 1 + constant
-        if constant:
-            work[lag + 1, :nobs] = 1.0
-        work[p, :nobs] = xdiff[row, lag:]
+        for t in range(nobs):
+            if constant:
+                work[lag + 1, t] = 1.0
+            work[p, t] = xdiff[row, lag + t]
         ssr, inverse, trusted[row] = _qr_fit(work, p, nobs, 0, r, params)
         stat[row] = params[0] / math.sqrt(inverse * ssr / (nobs - p))
     return stat, trusted
