@@ -148,11 +148,29 @@ def test_kernels_warm_up_once_per_machine(tmp_path, monkeypatch) -> None:
     marker = compiled_marker()
     assert marker.parent == tmp_path / "cache" and not marker.exists()
     extractor = CountingExtractor()
-    extractor.warm_up()  # compiles (here: loads) a calculator at a time, then leaves the marker
+    CountingExtractor.calls = 0
+    # compiles (here: loads) a calculator at a time, every other one in a helper process,
+    # then leaves the marker
+    extractor.warm_up()
     calls = CountingExtractor.calls
-    assert calls == len(split_settings(feature_set("comprehensive"))[0]) and marker.exists()
+    native = list(split_settings(feature_set("comprehensive"))[0])
+    assert calls == len(native[0::2]) and marker.exists()
     extractor.warm_up()  # the marker says done: no kernel is run, none loaded
     assert CountingExtractor.calls == calls
+
+
+def test_the_warm_up_helper_runs_its_calculators_in_a_process_of_its_own() -> None:
+    """The helper compiles (loads) its half and says whether it did; a helper that fails
+    keeps the marker away, and one still running when the run stops is ended."""
+    from streamfx.extract import warmup
+
+    helper = warmup._start_helper(["mean", "approximate_entropy"])
+    assert helper is not None and warmup._join_helper(helper, stop=False)
+    failing = warmup._start_helper(["no_such_calculator"])
+    assert failing is not None and not warmup._join_helper(failing, stop=False)
+    stopped = warmup._start_helper(["mean"])
+    assert stopped is not None and not warmup._join_helper(stopped, stop=True)
+    assert stopped.returncode is not None
 
 
 def test_an_ending_process_stops_the_warm_up_without_a_marker(tmp_path, monkeypatch) -> None:

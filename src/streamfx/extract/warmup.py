@@ -3,8 +3,9 @@
 numba keeps compiled kernels in an on-disk cache (``cache=True``), so each machine compiles them
 once. On a fresh install, though, the first run's workers would all compile them at the same
 time, each for several seconds, while they should be extracting. So the run compiles them
-itself, once, on a thread of its own process while it opens the source and plans; the workers
-start after it and load the kernels from the cache. Once they are compiled, a marker beside
+itself, once, on a thread of its own process (and half of them in a helper process beside it)
+while it opens the source and plans; the workers start after it and load the kernels from the
+cache. Once they are compiled, a marker beside
 the cache says so, and later runs skip the warm-up: loading every kernel would cost the run's
 own process 0.6 s and 120 MiB it never uses (it does not extract).
 """
@@ -17,6 +18,7 @@ import datetime as dt
 import hashlib
 import os
 import platform
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -76,25 +78,85 @@ _STOPPING = threading.Event()
 def warm_up(extractor: Extractor) -> bool:
     """Run every native calculator of the comprehensive set through ``extractor`` on a few
     small synthetic series, which compiles (or loads from the cache) every numba kernel with
-    the types a run uses; False when the process ended it early (see ``KernelWarmup``)."""
+    the types a run uses; False when the process ended it early (see ``KernelWarmup``) or the
+    helper failed.
 
-    rng = np.random.default_rng(0)
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    eras, times, values = [], [], []
-    for era, length in (("a", 60), ("b", 60), ("c", 25)):  # two lengths: two buckets
-        eras += [era] * length
-        times += [start + dt.timedelta(minutes=5 * i) for i in range(length)]
-        values += list(np.cumsum(rng.standard_normal(length)))
-    readings = pa.table(
-        {"era_id": eras, "sensor": ["s"] * len(eras), "time": times, "value": values},
-        schema=READINGS_SCHEMA,
-    )
+    Every other calculator runs in a helper process (``warm_up_calculators``) at the same
+    time: numba compiles on one core per process, so two halve the first run's wait."""
     native, _, _ = split_settings(feature_set("comprehensive"))
-    for name, params in native.items():  # one at a time: an ending run stops between kernels
+    names = list(native)
+    helper = None if _STOPPING.is_set() else _start_helper(names[1::2])
+    mine = names if helper is None else names[0::2]
+    done = False
+    try:
+        done = _run_calculators(extractor, {name: native[name] for name in mine})
+    finally:
+        helped = helper is None or _join_helper(helper, stop=not done)
+    return done and helped
+
+
+def warm_up_calculators(names: list[str]) -> None:
+    """The helper process's part of ``warm_up``: the calculators ``names``, with the native
+    extractor (its kernels are the host's, whichever extractor the run uses)."""
+    from .extractors.native import NativeExtractor
+
+    native, _, _ = split_settings(feature_set("comprehensive"))
+    if not _run_calculators(NativeExtractor(), {name: native[name] for name in names}):
+        raise SystemExit(1)
+
+
+def _run_calculators(extractor: Extractor, settings: dict[str, object]) -> bool:
+    """Each calculator in ``settings`` through ``extractor`` on the probe series, one at a
+    time, so that an ending run stops between kernels; False if it did."""
+    readings = _probe_readings()
+    for name, params in settings.items():
         if _STOPPING.is_set():
             return False
         extractor.extract(readings, {"s": {name: params}})
     return True
+
+
+def _probe_readings() -> pa.Table:
+    """Three short random walks of two lengths (two buckets)."""
+    rng = np.random.default_rng(0)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    eras, times, values = [], [], []
+    for era, length in (("a", 60), ("b", 60), ("c", 25)):
+        eras += [era] * length
+        times += [start + dt.timedelta(minutes=5 * i) for i in range(length)]
+        values += list(np.cumsum(rng.standard_normal(length)))
+    return pa.table(
+        {"era_id": eras, "sensor": ["s"] * len(eras), "time": times, "value": values},
+        schema=READINGS_SCHEMA,
+    )
+
+
+def _start_helper(names: list[str]) -> subprocess.Popen[bytes] | None:
+    """A Python process running ``warm_up_calculators(names)`` (same interpreter and
+    environment, so the same numba cache), or None where none starts: then this process
+    compiles them all."""
+    code = (
+        f"from streamfx.extract.warmup import warm_up_calculators; warm_up_calculators({names!r})"
+    )
+    quiet = subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", code], stdin=quiet, stdout=quiet, stderr=quiet
+        )
+    except OSError:
+        return None
+
+
+def _join_helper(helper: subprocess.Popen[bytes], *, stop: bool) -> bool:
+    """Wait for the helper (ended at once where this process stops); whether it finished."""
+    while helper.poll() is None:
+        if stop or _STOPPING.is_set():
+            helper.terminate()
+            helper.wait()
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            helper.wait(0.1)
+    return helper.returncode == 0
 
 
 class KernelWarmup:
