@@ -164,11 +164,11 @@ def test_the_warm_up_helper_runs_its_calculators_in_a_process_of_its_own() -> No
     keeps the marker away, and one still running when the run stops is ended."""
     from streamfx.extract import warmup
 
-    helper = warmup._start_helper(["mean", "approximate_entropy"])
+    helper = warmup._start_helper("native", ["mean", "approximate_entropy"])
     assert helper is not None and warmup._join_helper(helper, stop=False)
-    failing = warmup._start_helper(["no_such_calculator"])
+    failing = warmup._start_helper("native", ["no_such_calculator"])
     assert failing is not None and not warmup._join_helper(failing, stop=False)
-    stopped = warmup._start_helper(["mean"])
+    stopped = warmup._start_helper("native", ["mean"])
     assert stopped is not None and not warmup._join_helper(stopped, stop=True)
     assert stopped.returncode is not None
 

@@ -85,7 +85,7 @@ def warm_up(extractor: Extractor) -> bool:
     time: numba compiles on one core per process, so two halve the first run's wait."""
     native, _, _ = split_settings(feature_set("comprehensive"))
     names = list(native)
-    helper = None if _STOPPING.is_set() else _start_helper(names[1::2])
+    helper = None if _STOPPING.is_set() else _start_helper(extractor.name, names[1::2])
     mine = names if helper is None else names[0::2]
     done = False
     try:
@@ -95,13 +95,14 @@ def warm_up(extractor: Extractor) -> bool:
     return done and helped
 
 
-def warm_up_calculators(names: list[str]) -> None:
-    """The helper process's part of ``warm_up``: the calculators ``names``, with the native
-    extractor (its kernels are the host's, whichever extractor the run uses)."""
-    from .extractors.native import NativeExtractor
+def warm_up_calculators(extractor: str, names: list[str]) -> None:
+    """The helper process's part of ``warm_up``: the calculators ``names`` through the
+    registered extractor of that name (the run's)."""
+    from ..plugins.manager import get_extractor
 
     native, _, _ = split_settings(feature_set("comprehensive"))
-    if not _run_calculators(NativeExtractor(), {name: native[name] for name in names}):
+    settings = {name: native[name] for name in names}
+    if not _run_calculators(get_extractor(extractor), settings):
         raise SystemExit(1)
 
 
@@ -131,13 +132,12 @@ def _probe_readings() -> pa.Table:
     )
 
 
-def _start_helper(names: list[str]) -> subprocess.Popen[bytes] | None:
-    """A Python process running ``warm_up_calculators(names)`` (same interpreter and
-    environment, so the same numba cache), or None where none starts: then this process
-    compiles them all."""
-    code = (
-        f"from streamfx.extract.warmup import warm_up_calculators; warm_up_calculators({names!r})"
-    )
+def _start_helper(extractor: str, names: list[str]) -> subprocess.Popen[bytes] | None:
+    """A Python process running ``warm_up_calculators`` (same interpreter and environment,
+    so the same numba cache), or None where none starts: then this process compiles them
+    all."""
+    call = f"warm_up_calculators({extractor!r}, {names!r})"
+    code = f"from streamfx.extract.warmup import warm_up_calculators; {call}"
     quiet = subprocess.DEVNULL
     try:
         return subprocess.Popen(
