@@ -160,8 +160,9 @@ def test_kernels_warm_up_once_per_machine(tmp_path, monkeypatch) -> None:
 
 
 def test_the_warm_up_helper_runs_its_calculators_in_a_process_of_its_own() -> None:
-    """The helper compiles (loads) its half and says whether it did; a helper that fails
-    keeps the marker away, and one still running when the run stops is ended."""
+    """The helper compiles (loads) its half and says whether it did (where it fails, the
+    run's own thread takes its calculators), and one still running when the run stops is
+    ended."""
     from streamfx.extract import warmup
 
     helper = warmup._start_helper("native", ["mean", "approximate_entropy"])

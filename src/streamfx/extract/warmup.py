@@ -78,21 +78,22 @@ _STOPPING = threading.Event()
 def warm_up(extractor: Extractor) -> bool:
     """Run every native calculator of the comprehensive set through ``extractor`` on a few
     small synthetic series, which compiles (or loads from the cache) every numba kernel with
-    the types a run uses; False when the process ended it early (see ``KernelWarmup``) or the
-    helper failed.
+    the types a run uses; False when the process ended it early (see ``KernelWarmup``).
 
     Every other calculator runs in a helper process (``warm_up_calculators``) at the same
-    time: numba compiles on one core per process, so two halve the first run's wait."""
+    time: numba compiles on one core per process, so two halve the first run's wait. Where
+    the helper does not start or fails (an extractor it cannot find by name), this process
+    runs its calculators too."""
     native, _, _ = split_settings(feature_set("comprehensive"))
-    names = list(native)
-    helper = None if _STOPPING.is_set() else _start_helper(extractor.name, names[1::2])
-    mine = names if helper is None else names[0::2]
+    mine = {name: native[name] for name in list(native)[0::2]}
+    theirs = {name: native[name] for name in list(native)[1::2]}
+    helper = None if _STOPPING.is_set() else _start_helper(extractor.name, list(theirs))
     done = False
     try:
-        done = _run_calculators(extractor, {name: native[name] for name in mine})
+        done = _run_calculators(extractor, mine)
     finally:
-        helped = helper is None or _join_helper(helper, stop=not done)
-    return done and helped
+        helped = helper is not None and _join_helper(helper, stop=not done)
+    return done and (helped or _run_calculators(extractor, theirs))
 
 
 def warm_up_calculators(extractor: str, names: list[str]) -> None:
