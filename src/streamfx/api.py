@@ -624,11 +624,12 @@ def _to_wide(
         return known[key]
 
     placed = []  # per block: its series' id rows and kind ranks, and its names' codes
+    all_eras = all_ranks = np.empty(0, dtype=np.int64)
     if blocks:  # every block's keys at once: a lookup's fixed cost is a small block's work
         keys = pl.concat([block.series for block in blocks], rechunk=True).to_arrow()
         all_eras, _ = _positions(_strings(keys["era_id"]), era_ids)
         all_ranks, _ = _positions(_strings(keys["sensor"]), kind_names)
-        starts = np.cumsum([0] + [block.series.height for block in blocks])
+    starts = np.cumsum([0] + [block.series.height for block in blocks])
     for i, block in enumerate(blocks):
         era, rank = all_eras[starts[i] : starts[i + 1]], all_ranks[starts[i] : starts[i + 1]]
         keep = (era >= 0) & (rank >= 0)  # series of ids or kinds not asked for are left out

@@ -243,6 +243,19 @@ def search_left(edges: Any, count: int, value: float) -> int:  # pragma: no cove
     return low
 
 
+@numba.njit(cache=True, nogil=True)
+def linspace_into(edges: Any, first: float, last: float) -> None:  # pragma: no cover - compiled
+    """``np.linspace(first, last, len(edges))`` into ``edges``, operation for operation (its
+    path for a step too small to be non-zero included): histogram and binning edges as
+    NumPy's, to the bit."""
+    bins = len(edges) - 1
+    delta = last - first
+    step = delta / bins
+    for b in range(bins):
+        edges[b] = ((b / bins) * delta if step == 0 else b * step) + first
+    edges[bins] = last
+
+
 def to_host(array: Array) -> Any:
     """A float64 NumPy array of ``array`` (the extractors' way off the device)."""
     import numpy as np

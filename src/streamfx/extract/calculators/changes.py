@@ -18,6 +18,7 @@ from . import (
     full,
     host,
     like,
+    linspace_into,
     namespace,
     param_suffix,
     search_left,
@@ -438,23 +439,14 @@ def _lempel_ziv(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no cover - c
     # cleared, which for 100 bins cost more than the parse
     children = np.empty((n + 1) * alphabet, dtype=np.int32)
     owner = np.full((n + 1) * alphabet, -1, dtype=np.int32)
-    edges = np.empty(bins)
+    edges = np.empty(bins + 1)
+    upper = edges[1:]  # np.linspace(lo, hi, bins + 1)[1:]
     sequence = np.empty(n, dtype=np.int64)
     for r in range(rows):
         row = x[r]
-        lo = row.min()
-        hi = row.max()
-        # np.linspace(lo, hi, bins + 1)[1:], operation for operation
-        delta = hi - lo
-        step = delta / bins
-        for k in range(1, bins):
-            if step == 0:
-                edges[k - 1] = (k / bins) * delta + lo
-            else:
-                edges[k - 1] = k * step + lo
-        edges[bins - 1] = hi
-        for i in range(n):  # np.searchsorted(edges, row, side="left")
-            sequence[i] = search_left(edges, bins, row[i])
+        linspace_into(edges, row.min(), row.max())
+        for i in range(n):  # np.searchsorted(upper, row, side="left")
+            sequence[i] = search_left(upper, bins, row[i])
         # LZ78 parsing with a trie: the set of words is prefix-closed
         nodes = 1
         words = 0
@@ -726,6 +718,9 @@ def _template_matches(
     return pairs, logs
 
 
+_SAMPLE_ENTROPY_R = 0.2  # tsfresh's tolerance for sample_entropy, times the std
+
+
 def _template_factors(x: Array, m: int, own: list[float]) -> tuple[float, ...]:
     """The tolerance factors (of the std) of every template entropy of length ``m`` the batch
     computes (``batch_settings``): sample_entropy's 0.2 at m = 2 and approximate_entropy's r,
@@ -746,9 +741,6 @@ def _shared_matches(
     """``_template_matches`` of length ``m`` for tolerances ``factors`` x std, once per batch."""
     tolerances = np.stack([r * std for r in factors], axis=1)
     return shared(x, ("templates", m, factors), lambda: _template_matches(on_host, m, tolerances))
-
-
-_SAMPLE_ENTROPY_R = 0.2  # tsfresh's tolerance for sample_entropy, times the std
 
 
 @simple

@@ -221,6 +221,13 @@ def _pinv_solve(xp: Any, design: Array, target: Array) -> Array:
     return xp.matmul(xp.permute_dims(vt, (0, 2, 1)), rotated)[:, :, 0]
 
 
+#: Where a QR fit agrees with statsmodels' pinv (SVD) one within rounding: each column's
+#: diagonal at least this share of its norm (statsmodels' rank may drop below), the diagonal
+#: within this ratio of its largest (its rank's relative cutoff), and the residual sum of
+#: squares at least this share of the target's (a near-perfect fit leaves only rounding).
+_QR_RELATIVE, _QR_RANK, _QR_RESIDUAL = 1e-6, 1e-9, 1e-10
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _qr_fit(
     work: np.ndarray, p: int, nobs: int, tvalue: int, r: np.ndarray, params: np.ndarray
@@ -230,9 +237,9 @@ def _qr_fit(
 
     Returns the residual sum of squares, ``(X'X)^-1[tvalue, tvalue]`` (NaN for a negative
     ``tvalue``), and whether the fit is far enough from rank deficiency and from a perfect fit
-    to agree with statsmodels' pinv (SVD) fit within rounding: the thresholds of
-    ``_select_lag_fast``'s QR (statsmodels' rank may drop below them, and a perfect fit leaves
-    only rounding in the residual). Where it is not, the caller refits the statsmodels way.
+    to agree with statsmodels' pinv (SVD) fit within rounding (``_QR_RELATIVE``, ``_QR_RANK``,
+    ``_QR_RESIDUAL``, as ``_select_lag_fast``'s QR). Where it is not, the caller refits the
+    statsmodels way.
     """
     norms = np.empty(p + 1)
     for c in range(p + 1):
@@ -270,7 +277,11 @@ def _qr_fit(
     residual = 0.0
     for t in range(p, nobs):
         residual += work[p, t] * work[p, t]
-    trusted = relative >= 1e-6 and smallest > 1e-9 * largest and residual > 1e-10 * norms[p] ** 2
+    trusted = (
+        relative >= _QR_RELATIVE
+        and smallest > _QR_RANK * largest
+        and residual > _QR_RESIDUAL * norms[p] ** 2
+    )
     for j in range(p - 1, -1, -1):
         total = r[j, p]
         for c in range(j + 1, p):
@@ -926,10 +937,10 @@ def _select_lag_fast(
             else 1e-12 / relative.min(axis=1) ** 2 * squares / ssr.min(axis=1)
         )
     doubtful = failed | ~np.isfinite(table).all(axis=1)
-    doubtful |= relative.min(axis=1) < (1e-6 if gram is None else 1e-4)
+    doubtful |= relative.min(axis=1) < (_QR_RELATIVE if gram is None else 1e-4)
     # statsmodels' rank counts singular values of the unscaled design above max * k * eps
-    doubtful |= diagonal.min(axis=1) <= 1e-9 * diagonal.max(axis=1)
-    doubtful |= ssr.min(axis=1) <= (1e-10 if gram is None else 1e-6) * squares
+    doubtful |= diagonal.min(axis=1) <= _QR_RANK * diagonal.max(axis=1)
+    doubtful |= ssr.min(axis=1) <= (_QR_RESIDUAL if gram is None else 1e-6) * squares
     with np.errstate(invalid="ignore"):
         if method == "t-stat":
             near = np.abs(table - _T_STOP) <= (1e-8 + rounding * nobs)[:, None] * _T_STOP

@@ -432,14 +432,21 @@ def _noise_floors(rows: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
             idx = 0.1 * (count - 1)
             i = int(idx)
             a = values[_kth(tree, top, length, i)]
-            if i == idx:
-                out[s, c] = a
-            else:
-                b = values[_kth(tree, top, length, i + 1)]
-                lower = (i + 1) - idx
-                upper = idx - i
-                out[s, c] = (a * lower + b * upper) / (lower + upper)
+            b = a if i == idx else values[_kth(tree, top, length, i + 1)]
+            out[s, c] = _tenth_percentile(a, b, idx)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _tenth_percentile(a: float, b: float, idx: float) -> float:  # pragma: no cover - compiled
+    """scoreatpercentile's value at ``idx`` = 0.1 (count - 1) between the order statistics
+    a = v[int(idx)] and b = v[int(idx) + 1], in its arithmetic (a alone at a whole index)."""
+    i = int(idx)
+    if i == idx:
+        return a
+    lower = (i + 1) - idx
+    upper = idx - i
+    return (a * lower + b * upper) / (lower + upper)
 
 
 _SORTED_WINDOW = 64  # values: above, the Fenwick tree's O(log length) steps are cheaper
@@ -480,14 +487,7 @@ def _sorted_window_floors(
                 low += 1
             idx = 0.1 * (count - 1)
             i = int(idx)
-            a = window[i]
-            if i == idx:
-                out[s, c] = a
-            else:
-                b = window[i + 1]
-                lower = (i + 1) - idx
-                upper = idx - i
-                out[s, c] = (a * lower + b * upper) / (lower + upper)
+            out[s, c] = _tenth_percentile(window[i], window[min(i + 1, count - 1)], idx)
     return out
 
 

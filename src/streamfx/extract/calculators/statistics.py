@@ -12,7 +12,18 @@ import numba
 import numpy as np
 from array_api_compat import is_numpy_array
 
-from . import Array, as_float, combiner, full, like, namespace, param_suffix, shared, simple
+from . import (
+    Array,
+    as_float,
+    combiner,
+    full,
+    like,
+    linspace_into,
+    namespace,
+    param_suffix,
+    shared,
+    simple,
+)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -716,16 +727,12 @@ def _histogram_entropy(x: np.ndarray, bins: int) -> np.ndarray:  # pragma: no co
             low, high = min(low, value), max(high, value)
         else:
             first, last = (low - 0.5, high + 0.5) if low == high else (low, high)
-            delta = last - first
-            step = delta / bins
-            for b in range(bins):  # np.linspace(first, last, bins + 1)
-                edges[b] = ((b / bins) * delta if step == 0 else b * step) + first
-            edges[bins] = last
+            linspace_into(edges, first, last)
             increasing = True
             for b in range(bins):
                 increasing = increasing and edges[b] < edges[b + 1]
             if increasing:
-                out[r] = _row_entropy(row, first, delta, edges, counts, terms)
+                out[r] = _row_entropy(row, first, last - first, edges, counts, terms)
     return out
 
 
