@@ -64,3 +64,22 @@ def test_no_runtime_import_cycles() -> None:
             visit(module, [module])
     assert cycles == []
     assert graph["streamfx.run.pipeline"] >= {"streamfx.source.open", "streamfx.classify.plan"}
+
+
+def test_the_package_loads_its_names_when_used() -> None:
+    """``import streamfx`` (every command and worker does) loads none of the heavy libraries;
+    each public name still resolves, to the object its module defines."""
+    import importlib
+    import subprocess
+    import sys
+
+    import streamfx
+
+    probe = "import sys, streamfx; print(sorted({'numba', 'polars', 'numpy'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+    assert set(streamfx.__all__) == {*streamfx._EXPORTS, "__version__"}
+    for name, module in streamfx._EXPORTS.items():
+        defined = getattr(importlib.import_module(f"streamfx.{module}"), name)
+        assert getattr(streamfx, name) is defined
+    assert set(streamfx.__all__) <= set(dir(streamfx))  # completion offers them all
