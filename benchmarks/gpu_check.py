@@ -170,7 +170,7 @@ def parity_cases(seed: int = 7) -> list[tuple[str, np.ndarray]]:
 
 def parameters() -> tuple[dict[str, Any], list[str]]:
     """Every ported calculator with its efficient (else comprehensive) parameter sets."""
-    from streamfx.extract import feature_set
+    from streamfx import feature_set
     from streamfx.extract.calculators import CALCULATORS
 
     efficient, comprehensive = feature_set("efficient"), feature_set("comprehensive")
@@ -635,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
 
     print("(b) timings ...", flush=True)
-    from streamfx.extract import feature_set
+    from streamfx import feature_set
     from streamfx.extract.calculators import split_settings
 
     efficient = feature_set("efficient")

@@ -14,9 +14,8 @@ import pytest
 import tsfresh
 
 import streamfx
-from streamfx import extract_features
+from streamfx import Extractor, extract_features, feature_set
 from streamfx.errors import StreamfxError
-from streamfx.extract import Extractor, feature_set
 from streamfx.extract.extractors.tsfresh import TsfreshExtractor
 from streamfx.model import FEATURES_SCHEMA, READINGS_SCHEMA
 from streamfx.plugins.manager import get_extractor

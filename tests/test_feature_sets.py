@@ -6,7 +6,7 @@ import inspect
 
 from tsfresh.feature_extraction import feature_calculators, settings
 
-from streamfx.extract import feature_set
+from streamfx import feature_set
 from streamfx.extract.feature_sets import TSFRESH_CALCULATORS
 
 

@@ -10,8 +10,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from streamfx import feature_set
 from streamfx.errors import StreamfxError
-from streamfx.extract import feature_set
 from streamfx.extract.calculators import CALCULATORS, split_settings
 from streamfx.extract.extractors.gpu import GpuExtractor
 from streamfx.extract.extractors.native import NativeExtractor

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from tsfresh import extract_features as tsfresh_extract_features
 
+from streamfx import feature_set
 from streamfx.classify.default_profiles import REFERENCE_EFFICIENT_SENSORS, REFERENCE_GPU_SENSORS
 from streamfx.config import load_config
-from streamfx.extract import feature_set
 from streamfx.run.pipeline import run_pipeline
 from streamfx.source.datasets.aarslev import seed_aarslev
 from streamfx.source.datasets.demo import DemoTables, seed_demo

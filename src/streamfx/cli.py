@@ -175,10 +175,11 @@ def run(
     back), 2 bad input, 130 Ctrl-C, 143 SIGTERM.
     """
     from .config import with_feature_set
-    from .run.pipeline import run_pipeline
-    from .run.progress import BarProgress
 
     config = with_feature_set(_load_checked(pipeline), features)
+    from .run.pipeline import run_pipeline  # after the file's checks, which need less
+    from .run.progress import BarProgress
+
     signal.signal(signal.SIGTERM, _on_sigterm)
     era_ids = _era_ids(eras)
     with BarProgress(err, quiet=quiet) as progress:
@@ -201,9 +202,10 @@ def _load_checked(pipeline: Path) -> Any:
     """PIPELINE loaded, and the plugins its stages name found: a problem names the file, for
     the stages' keys as load_config does for the rest."""
     from .config import load_config
+
+    config = load_config(pipeline)  # the file's own problems, before the plugins load
     from .run.pipeline import check_stages
 
-    config = load_config(pipeline)
     try:
         check_stages(config)
     except StreamfxError as exc:
