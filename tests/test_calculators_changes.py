@@ -148,6 +148,30 @@ def test_permutation_entropy_cpu_kernels_match_the_device_path() -> None:
             )
 
 
+def test_autocovariances_are_statsmodels_sums_on_the_cpu_and_agree_with_the_device_path() -> None:
+    """The host's lagged dot products equal statsmodels' acovf(adjusted, fft=False) to the bit
+    (agg_autocorrelation and partial_autocorrelation read them), on walks, noise, ties,
+    constants and lengths 2-3,000; the device's sums of products agree to rounding."""
+    from statsmodels.tsa.stattools import acovf
+
+    rng = np.random.default_rng(5)
+    for n in (2, 3, 12, 144, 1251, 3000):
+        x = np.vstack(
+            [
+                np.cumsum(rng.normal(size=n)),
+                rng.normal(size=n) * 1e6 + 1e9,
+                np.round(rng.normal(size=n), 1),
+                np.full(n, 7.0),
+            ]
+        )
+        lags = min(40, n - 1)
+        host = changes._autocovariances(x, lags)
+        expected = np.array([acovf(row, adjusted=True, fft=False)[: lags + 1] for row in x])
+        np.testing.assert_array_equal(host, expected)
+        device = changes._autocovariances_xp(np, x, lags)
+        np.testing.assert_allclose(device, host, rtol=1e-9, atol=1e-12 * np.abs(host).max())
+
+
 def test_template_entropies_share_one_pass_with_the_same_values() -> None:
     """sample_entropy's tolerance joins approximate_entropy's pass where a batch computes both
     (once: the kernel runs one time), and the values equal each computed on its own."""

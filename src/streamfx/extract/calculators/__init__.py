@@ -17,6 +17,7 @@ CPU (NumPy) and the GPU (CuPy) run the same code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -254,6 +255,21 @@ def linspace_into(edges: Any, first: float, last: float) -> None:  # pragma: no 
     for b in range(bins):
         edges[b] = ((b / bins) * delta if step == 0 else b * step) + first
     edges[bins] = last
+
+
+@functools.cache
+def blas_ddot() -> Any:
+    """BLAS ``ddot`` (SciPy's OpenBLAS, the build NumPy's dot calls) as a ctypes function, for
+    compiled kernels to call with pointers where NumPy's (and so statsmodels' and SciPy's)
+    results come from dot products: passed as an argument rather than read as a global, so
+    that the kernels stay cacheable."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    size, values = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
+    function = ctypes.CFUNCTYPE(ctypes.c_double, size, values, size, values, size)
+    return function(get_cython_function_address("scipy.linalg.cython_blas", "ddot"))
 
 
 def to_host(array: Array) -> Any:

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import Array, combiner, full, host, like, namespace, shared
+from . import Array, blas_ddot, combiner, full, host, like, namespace, shared
 from .statistics import histogram_entropy
 
 _RAD_TO_DEG = 180 / math.pi  # np.angle(deg=True) multiplies by this constant
@@ -310,7 +310,7 @@ def _convolve_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     left = taps // 2
     middle = length - taps + 1
     out = np.empty((rows, length))
-    _convolve_edges(_blas_ddot(), np.ascontiguousarray(x, dtype=np.float64), reversed_kernel, out)
+    _convolve_edges(blas_ddot(), np.ascontiguousarray(x, dtype=np.float64), reversed_kernel, out)
     if taps <= 11:
         total = np.zeros((rows, middle))
         for j in range(taps):
@@ -322,26 +322,12 @@ def _convolve_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-@cache
-def _blas_ddot() -> Any:
-    """BLAS ``ddot`` (SciPy's OpenBLAS, the build NumPy's dot calls) as a ctypes function, for
-    compiled kernels to call with pointers: an argument rather than a global, so that the
-    kernels stay cacheable."""
-    import ctypes
-
-    from numba.extending import get_cython_function_address
-
-    size, values = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
-    function = ctypes.CFUNCTYPE(ctypes.c_double, size, values, size, values, size)
-    return function(get_cython_function_address("scipy.linalg.cython_blas", "ddot"))
-
-
 @numba.njit(cache=True, nogil=True)
 def _convolve_edges(
     ddot: Any, x: np.ndarray, reversed_kernel: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
     """``_convolve_same``'s partial dot products at both edges of every row, one ``ddot``
-    (``_blas_ddot``) each, as NumPy forms them: from NumPy, each edge column is a call of its
+    (``blas_ddot``) each, as NumPy forms them: from NumPy, each edge column is a call of its
     own, which on short buckets costs more than the transform."""
     rows, length = x.shape
     taps = reversed_kernel.size
