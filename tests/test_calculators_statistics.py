@@ -138,6 +138,23 @@ def test_leading_digit_table() -> None:
             assert looked_up(value) == int(np.format_float_scientific(value)[:1]), value
 
 
+def test_leading_digit_frequencies_cpu_kernel_matches_the_device_path() -> None:
+    """benford_correlation's digit shares: the compiled search equals the array operations,
+    from subnormals to the largest doubles, with NaN, infinities, zeros and negatives."""
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(size=144) * 10.0 ** rng.integers(-320, 308) for _ in range(64)])
+    x[0, :6] = [np.nan, np.inf, -np.inf, 0.0, 5e-324, -np.finfo(np.float64).max]
+    x[1] = 0.0
+    host = statistics._digit_frequencies(x)
+    device = statistics._digit_frequencies_xp(np, x)
+    assert len(host) == len(device) == 9
+    for h, d in zip(host, device, strict=True):
+        np.testing.assert_array_equal(h, d)
+    nonzero = np.all((x != 0) & ~np.isnan(x), axis=1)  # every value there leads with a digit
+    assert nonzero[2:].any()
+    np.testing.assert_allclose(sum(host)[nonzero], 1.0, rtol=1e-12)
+
+
 def test_reoccurring_sums_kernel_matches_the_array_api_path() -> None:
     """The compiled pass the CPU takes gives the array-API path's sums (the GPU's) exactly."""
     rng = np.random.default_rng(8)

@@ -840,6 +840,54 @@ def _benford_distribution() -> np.ndarray:
     return np.array([np.log10(1 + 1 / n) for n in range(1, 10)])
 
 
+_LARGEST = float(np.finfo(np.float64).max)  # where tsfresh's digits put inf
+
+
+def _digit_frequencies(x: Array) -> list[Array]:
+    """The share of each row's values whose leading digit (``benford_correlation``'s) is 1..9:
+    a compiled pass over the values on the host, ``_digit_frequencies_xp`` on the device."""
+    if not is_numpy_array(x):
+        return _digit_frequencies_xp(namespace(x), x)
+    thresholds, digit_of = _leading_digit_table()
+    counts = _leading_digit_counts(np.ascontiguousarray(x, dtype=np.float64), thresholds, digit_of)
+    return [counts[d] / x.shape[1] for d in range(9)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _leading_digit_counts(
+    x: np.ndarray, thresholds: np.ndarray, digit_of: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """(9, rows): how many of each row's values lead with 1..9, |x| looked up in
+    ``_leading_digit_table`` (NaN as 0, which leads with none, inf as the largest double)."""
+    rows, n = x.shape
+    counts = np.zeros((9, rows))
+    for r in range(rows):
+        for i in range(n):
+            value = abs(x[r, i])
+            value = 0.0 if value != value else min(value, _LARGEST)
+            low, high = 0, thresholds.size  # searchsorted(thresholds, value, side="right")
+            while low < high:
+                middle = (low + high) // 2
+                if thresholds[middle] <= value:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low > 0:
+                counts[digit_of[low - 1] - 1, r] += 1
+    return counts
+
+
+def _digit_frequencies_xp(xp: Any, x: Array) -> list[Array]:
+    """``_digit_frequencies`` in array operations: one search of the table for every value."""
+    thresholds, digit_of = (xp.asarray(t) for t in _leading_digit_table())
+    magnitude = xp.abs(x)
+    magnitude = xp.where(xp.isnan(magnitude), 0.0, xp.minimum(magnitude, _LARGEST))
+    slot = xp.searchsorted(thresholds, xp.reshape(magnitude, (-1,)), side="right") - 1
+    digit = xp.where(slot >= 0, xp.take(digit_of, xp.clip(slot, 0, None)), 0)
+    digit = xp.reshape(digit, x.shape)
+    return [_count(xp, digit == d) / x.shape[1] for d in range(1, 10)]
+
+
 @simple
 def benford_correlation(x: Array) -> Array:
     """Pearson correlation (``np.corrcoef``) of the first-digit frequencies with Benford's law.
@@ -849,15 +897,7 @@ def benford_correlation(x: Array) -> Array:
     a search in a table of digit thresholds. NaN where the frequencies are all equal.
     """
     xp = namespace(x)
-    thresholds, digit_of = (xp.asarray(t) for t in _leading_digit_table())
-    finite_max = float(np.finfo(np.float64).max)
-    magnitude = xp.abs(x)
-    magnitude = xp.where(xp.isnan(magnitude), 0.0, xp.minimum(magnitude, finite_max))
-    slot = xp.searchsorted(thresholds, xp.reshape(magnitude, (-1,)), side="right") - 1
-    digit = xp.where(slot >= 0, xp.take(digit_of, xp.clip(slot, 0, None)), 0)
-    digit = xp.reshape(digit, x.shape)
-    n = x.shape[1]
-    frequencies = [_count(xp, digit == d) / n for d in range(1, 10)]
+    frequencies = _digit_frequencies(x)
     # np.cov: centre each row on its (pairwise) mean, dot products times 1 / (9 - 1)
     benford = _benford_distribution()
     benford = benford - np.mean(benford)
