@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,6 +171,31 @@ def test_autocovariances_are_statsmodels_sums_on_the_cpu_and_agree_with_the_devi
         np.testing.assert_array_equal(host, expected)
         device = changes._autocovariances_xp(np, x, lags)
         np.testing.assert_allclose(device, host, rtol=1e-9, atol=1e-12 * np.abs(host).max())
+
+
+def test_agg_autocorrelation_beyond_the_direct_lags_takes_one_fft_with_tsfresh_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More lags than ``_DIRECT_LAGS``: one FFT of every lag (a dot product per lag would be
+    quadratic), values as tsfresh's (statsmodels' FFT above 1,250 points, its sums below)."""
+    from tsfresh.feature_extraction import feature_calculators as fc
+
+    fft = changes._fft_autocovariances
+    calls = []
+    monkeypatch.setattr(changes, "_fft_autocovariances", lambda *a: calls.append(a) or fft(*a))
+    rng = np.random.default_rng(8)
+    lags = changes._DIRECT_LAGS + 100
+    param = [{"f_agg": f, "maxlag": lags} for f in ("mean", "median", "var")]
+    for n in (800, 1300):
+        x = np.vstack([np.cumsum(rng.normal(size=n)), rng.normal(size=n)])
+        direct = changes._autocovariances(x, lags)
+        np.testing.assert_allclose(fft(np, x, lags), direct, rtol=1e-9, atol=1e-12)
+        ours = changes.agg_autocorrelation(x, param)
+        for row, series in enumerate(x):
+            expected = dict(fc.agg_autocorrelation(series, param))
+            for suffix, values in ours:
+                assert values[row] == pytest.approx(expected[suffix], rel=1e-6, abs=1e-9)
+    assert len(calls) == 2  # one FFT per call
 
 
 def test_template_entropies_share_one_pass_with_the_same_values() -> None:
